@@ -1,0 +1,18 @@
+"""Test setup: 8 fake CPU devices, quiet TensorFlow, torch imported before TensorFlow.
+
+The environment must be set before JAX or TensorFlow is imported anywhere.
+"""
+
+import os
+import sys
+
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Importing torch after TensorFlow has crashed the interpreter; import it first.
+import torch  # noqa: E402,F401
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/torch_alexnet.py

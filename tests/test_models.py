@@ -1,0 +1,342 @@
+"""AlexNet variants against independent PyTorch models, the paper's numbers and numpy."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from alexnet_jax.convert import torch_state_dict_to_flax
+from alexnet_jax.models import AlexNet, count_params, vmap_over_towers
+from torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
+
+
+def images(n, size, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype(np.float32)
+
+
+def torch_logits(model, x_nhwc):
+    model = model.double().eval()
+    with torch.no_grad():
+        return model(torch.tensor(x_nhwc.transpose(0, 3, 1, 2)).double()).numpy()
+
+
+def flax_logits(model, params, x, **kwargs):
+    return np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x, **kwargs))(params, jnp.asarray(x)))
+
+
+def shapes(model, size, batch=1):
+    """Parameter shapes from jax.eval_shape (nothing is allocated)."""
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((batch, size, size, 3)))
+    return nn.unbox(variables["params"])
+
+
+def conv_params(kh, cin, cout):
+    return kh * kh * cin * cout + cout
+
+
+# ---------------------------------------------------------------- parameter counts
+
+
+def test_paper_parameter_count_is_the_papers():
+    params = shapes(AlexNet(1000, "paper"), 224)
+    per_layer = {name: count_params(p) for name, p in params.items()}
+    assert per_layer == {  # REFERENCE: the paper's two-tower model
+        "conv1": 34_944,
+        "conv2": 307_456,
+        "conv3": 885_120,
+        "conv4": 663_936,
+        "conv5": 442_624,
+        "fc6": 37_752_832,
+        "fc7": 16_781_312,
+        "fc8": 4_097_000,
+    }
+    assert count_params(params) == 60_965_224
+
+
+def test_paper_towers_are_explicit_in_the_parameter_tree():
+    params = shapes(AlexNet(1000, "paper"), 224)
+    assert params["conv1"]["kernel"].shape == (2, 11, 11, 3, 48)
+    assert params["conv2"]["kernel"].shape == (2, 5, 5, 48, 128)  # own tower's 48 maps only
+    assert params["conv3"]["kernel"].shape == (2, 3, 3, 256, 192)  # both towers' 256 maps
+    assert params["conv4"]["kernel"].shape == (2, 3, 3, 192, 192)
+    assert params["conv5"]["kernel"].shape == (2, 3, 3, 192, 128)
+    assert params["fc6"]["kernel"].shape == (2, 9216, 2048)
+    assert params["fc8"]["kernel"].shape == (2, 2048, 1000)
+    boxed = jax.eval_shape(AlexNet(1000, "paper").init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"]
+    specs = nn.get_partition_spec(boxed)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        assert specs[name]["kernel"][0] == "tower", name
+
+
+def test_owt_parameter_count_is_torchvisions():
+    reference = sum(p.numel() for p in TorchvisionAlexNet(1000).parameters())
+    assert reference == 61_100_840
+    assert count_params(shapes(AlexNet(1000, "owt"), 224)) == reference
+
+
+@pytest.mark.parametrize("towers", [1, 2])
+def test_small_parameter_count(towers):
+    reference = sum(p.numel() for p in small_alexnet(10, towers=towers).parameters())
+    widths, kernels = (64, 128, 192, 192, 128), (5, 5, 3, 3, 3)
+    cins = (3, 64 // towers, 128, 192 // towers, 192 // towers)
+    by_hand = sum(conv_params(k, c, w) for k, c, w in zip(kernels, cins, widths))
+    by_hand += 1152 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+    assert reference == by_hand
+    assert count_params(shapes(AlexNet(10, "small", towers=towers), 32)) == reference
+
+
+# ---------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("pooling", ["overlapping", "non_overlapping"])
+def test_paper_intermediate_shapes_55_27_13_6(pooling):
+    model = AlexNet(1000, "paper", pooling=pooling)
+    variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    logits, state = jax.eval_shape(
+        lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, jnp.zeros((2, 224, 224, 3))
+    )
+    got = {name: value[0].shape for name, value in state["intermediates"].items()}
+    assert got == {
+        "conv1_act": (2, 55, 55, 96),
+        "conv1_lrn": (2, 55, 55, 96),
+        "conv1_pool": (2, 27, 27, 96),
+        "conv2_act": (2, 27, 27, 256),
+        "conv2_lrn": (2, 27, 27, 256),
+        "conv2_pool": (2, 13, 13, 256),
+        "conv3_act": (2, 13, 13, 384),
+        "conv4_act": (2, 13, 13, 384),
+        "conv5_act": (2, 13, 13, 256),
+        "conv5_pool": (2, 6, 6, 256),
+        "fc6_act": (2, 4096),
+        "fc7_act": (2, 4096),
+    }
+    assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
+
+
+# ---------------------------------------------------------------- against torch
+
+
+def test_paper_logits_equal_torch_groups2_with_per_tower_lrn():
+    # Weights scaled up so that conv1/conv2 activations reach the hundreds:
+    # there LRN divides by up to ~5 and ~17 instead of the near-constant
+    # 2**0.75 it applies to O(1) activations, so a wrong LRN shows.
+    reference = scale_weights(paper_alexnet(1000, lrn="tower"), gains={0: 100.0, 1: 4.0})
+    params = torch_state_dict_to_flax(reference.state_dict(), "paper")
+    x = images(2, 224)
+    expected = torch_logits(reference, x)
+    ours = flax_logits(AlexNet(1000, "paper"), params, x)
+    scale = np.abs(expected).max()
+    assert scale > 10 and expected.std() > 1  # logits far from constant
+    assert np.abs(ours - expected).max() / scale < 1e-5
+
+    # Controls: the comparison can tell LRN within towers from LRN across the
+    # tower boundary, and from no LRN at all.
+    across = paper_alexnet(1000, lrn="all")
+    across.load_state_dict(reference.state_dict())
+    assert np.abs(ours - torch_logits(across, x)).max() / scale > 1e-3
+    without = flax_logits(AlexNet(1000, "paper", normalization="none"), params, x)
+    assert np.abs(without - expected).max() / scale > 0.1
+
+
+@pytest.mark.parametrize("size", [224, 256])
+def test_owt_logits_equal_torchvision_layout_model(size):
+    reference = scale_weights(TorchvisionAlexNet(1000), seed=1)
+    params = torch_state_dict_to_flax(reference.state_dict(), "owt")
+    x = images(2, size, seed=1)
+    expected = torch_logits(reference, x)
+    ours = flax_logits(AlexNet(1000, "owt"), params, x)
+    assert np.abs(expected).max() > 0.5 and expected.std() > 0.1
+    assert np.abs(ours - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(towers=2),
+        dict(towers=2, norm_position="after_pool"),
+        dict(norm_position="after_pool"),
+        dict(pooling="non_overlapping"),
+        dict(normalization="none"),
+        dict(towers=2, activation="tanh"),
+        dict(activation="sigmoid"),
+    ],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default",
+)
+def test_small_logits_equal_torch(options):
+    towers = options.get("towers", 1)
+    pool = {"overlapping": (3, 2), "non_overlapping": (2, 2)}[options.get("pooling", "overlapping")]
+    activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}[
+        options.get("activation", "relu")
+    ]
+    spatial = 3 if pool == (3, 2) else 4  # 32 -> 16 -> 8 -> 4 with 2/2 pools
+    reference = small_alexnet(
+        10,
+        spatial=spatial,
+        towers=towers,
+        lrn=None if options.get("normalization") == "none" else "tower",
+        order=options.get("norm_position", "before_pool"),
+        pool=pool,
+        activation=activation,
+    )
+    reference = scale_weights(reference, gains={0: 60.0, 1: 3.0}, seed=2)
+    params = torch_state_dict_to_flax(reference.state_dict(), "small", towers=towers)
+    x = images(3, 32, seed=2)
+    expected = torch_logits(reference, x)
+    ours = flax_logits(AlexNet(10, "small", **options), params, x)
+    scale = np.abs(expected).max()
+    assert expected.std() > 1e-2
+    assert np.abs(ours - expected).max() / scale < 1e-5
+
+
+@pytest.mark.parametrize("towers", [1, 2])
+def test_small_batchnorm_train_mode_equals_torch(towers):
+    reference = scale_weights(small_alexnet(10, towers=towers, lrn=None, batchnorm=True), seed=3).double().train()
+    reference.classifier.eval()  # batch norm in training mode, dropout off
+    state = reference.state_dict()
+    weighted = {k.rsplit(".", 1)[0] for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)}
+    params = torch_state_dict_to_flax(  # batch norm starts at scale 1, bias 0 on both sides
+        {k: v for k, v in state.items() if k.rsplit(".", 1)[0] in weighted}, "small", towers=towers
+    )
+    model = AlexNet(10, "small", towers=towers, normalization="batchnorm", dropout_rate=0.0)
+    x = images(4, 32, seed=3)
+    variables = model.init(jax.random.key(0), jnp.asarray(x))
+    variables = {"params": {**nn.unbox(variables["params"]), **params}, "batch_stats": variables["batch_stats"]}
+    ours, updates = model.apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
+    with torch.no_grad():
+        expected = reference(torch.tensor(x.transpose(0, 3, 1, 2)).double()).numpy()
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # running statistics moved towards the batch statistics
+    assert not np.allclose(np.asarray(updates["batch_stats"]["bn1"]["mean"]), 0.0)
+
+
+def test_vmap_over_towers_gives_the_same_logits():
+    model = AlexNet(10, "small", towers=2)
+    x = jnp.asarray(images(2, 32))
+    params = nn.unbox(model.init(jax.random.key(1), x)["params"])
+    looped = model.apply({"params": params}, x)
+    vmapped = AlexNet(10, "small", towers=2, tower_map=vmap_over_towers).apply({"params": params}, x)
+    np.testing.assert_allclose(np.asarray(vmapped), np.asarray(looped), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- dropout placement
+
+
+def test_dropout_placement_paper_vs_torchvision():
+    """With rate 1 dropout zeroes exactly the layers it sits on, which pins its position."""
+    x = jnp.asarray(images(2, 32))
+    rngs = {"dropout": jax.random.key(0)}
+    paper_style = AlexNet(10, "small", dropout_rate=1.0)  # on fc6/fc7 outputs
+    params = nn.unbox(paper_style.init(jax.random.key(1), x)["params"])
+    out = np.asarray(paper_style.apply({"params": params}, x, train=True, rngs=rngs))
+    np.testing.assert_array_equal(out, np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape))
+
+    torchvision_style = AlexNet(1000, "owt", dropout_rate=1.0)  # on fc6/fc7 inputs
+    x224 = jnp.asarray(images(2, 224))
+    params = nn.unbox(torchvision_style.init(jax.random.key(1), x224)["params"])
+    out = np.asarray(torchvision_style.apply({"params": params}, x224, train=True, rngs=rngs))
+    fc7 = {k: np.asarray(v, np.float64) for k, v in params["fc7"].items()}
+    fc8 = {k: np.asarray(v, np.float64) for k, v in params["fc8"].items()}
+    expected = np.maximum(fc7["bias"], 0) @ fc8["kernel"] + fc8["bias"]
+    np.testing.assert_allclose(out, np.broadcast_to(expected, out.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_active_only_in_training():
+    model = AlexNet(10, "small")
+    x = jnp.asarray(images(4, 32))
+    params = nn.unbox(model.init(jax.random.key(1), x)["params"])
+    eval_a = model.apply({"params": params}, x)
+    eval_b = model.apply({"params": params}, x, train=False)
+    train_a = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(5)})
+    train_b = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(5)})
+    train_c = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(6)})
+    np.testing.assert_array_equal(np.asarray(eval_a), np.asarray(eval_b))
+    np.testing.assert_array_equal(np.asarray(train_a), np.asarray(train_b))
+    assert not np.allclose(np.asarray(train_a), np.asarray(eval_a))
+    assert not np.allclose(np.asarray(train_a), np.asarray(train_c))
+
+
+# ---------------------------------------------------------------- initialization
+
+
+def test_paper_init_statistics():
+    model = AlexNet(1000, "paper")
+    params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"])
+    for name, layer in params.items():
+        kernel = np.asarray(layer["kernel"])
+        assert abs(kernel.std() - 0.01) < 0.0005, (name, kernel.std())
+        assert abs(kernel.mean()) < 0.001, name
+        for tower in range(2):
+            assert abs(kernel[tower].std() - 0.01) < 0.0006, (name, tower)
+    # the paper: biases 1 in conv2, conv4, conv5 and the fully connected hidden
+    # layers, 0 in the remaining layers
+    for name, value in {"conv1": 0, "conv2": 1, "conv3": 0, "conv4": 1, "conv5": 1, "fc6": 1, "fc7": 1, "fc8": 0}.items():
+        np.testing.assert_array_equal(np.asarray(params[name]["bias"]), value, err_msg=name)
+
+
+def test_he_init_counts_fan_in_without_the_tower_axis():
+    model = AlexNet(1000, "paper", init_scheme="he")
+    params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"])
+    fan_in = {
+        "conv1": 11 * 11 * 3,
+        "conv2": 5 * 5 * 48,  # own tower's 48 maps
+        "conv3": 3 * 3 * 256,
+        "conv4": 3 * 3 * 192,
+        "conv5": 3 * 3 * 192,
+        "fc6": 9216,
+        "fc7": 4096,
+        "fc8": 4096,  # both towers' halves of fc7
+    }
+    for name, fan in fan_in.items():
+        std = np.asarray(params[name]["kernel"]).std()
+        assert abs(std / np.sqrt(2.0 / fan) - 1) < 0.03, (name, std)
+        np.testing.assert_array_equal(np.asarray(params[name]["bias"]), 0.0)
+
+
+def test_torch_init_matches_pytorch_default_bounds():
+    model = AlexNet(1000, "owt")  # default init_scheme='torch'
+    params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"])
+    layers = [m for m in TorchvisionAlexNet().modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    for name, module in zip(params, layers):
+        kernel, bias = np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"])
+        w, b = module.weight.detach().numpy(), module.bias.detach().numpy()
+        assert abs(kernel.std() / w.std() - 1) < 0.05, name
+        assert kernel.max() <= np.abs(w).max() * 1.01 and abs(kernel.max() / np.abs(w).max() - 1) < 0.05, name
+        assert abs(np.abs(bias).max() / np.abs(b).max() - 1) < 0.1, name
+
+
+# ---------------------------------------------------------------- dtypes and errors
+
+
+def test_bfloat16_compute_returns_float32_logits_close_to_float32():
+    model32 = AlexNet(10, "small")
+    x = jnp.asarray(images(4, 32))
+    params = nn.unbox(model32.init(jax.random.key(0), x)["params"])
+    logits32 = np.asarray(model32.apply({"params": params}, x))
+    logits16 = AlexNet(10, "small", dtype=jnp.bfloat16).apply({"params": params}, x)
+    assert logits16.dtype == jnp.float32
+    assert np.abs(np.asarray(logits16) - logits32).max() < 0.05 * np.abs(logits32).max()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(variant="vgg"), "'paper', 'owt', 'small'"),
+        (dict(variant="paper", towers=3), "towers=3"),
+        (dict(variant="small", normalization="layernorm"), "'lrn', 'batchnorm', 'none'"),
+        (dict(variant="small", activation="gelu"), "'relu', 'tanh', 'sigmoid'"),
+        (dict(variant="small", pooling="avg"), "'overlapping', 'non_overlapping'"),
+        (dict(variant="small", init_scheme="xavier"), "'paper', 'he', 'lecun', 'torch'"),
+        (dict(variant="small", norm_position="middle"), "'before_pool', 'after_pool'"),
+    ],
+)
+def test_bad_options_name_the_valid_ones(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AlexNet(10, **kwargs).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_rejects_channels_first_images():
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        AlexNet(10, "small").init(jax.random.key(0), jnp.zeros((1, 3, 32, 32)))
