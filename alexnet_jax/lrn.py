@@ -75,14 +75,17 @@ def local_response_norm(
     coefficient = alpha / size if divide_alpha_by_size else alpha
     x32 = x.astype(jnp.float32)
     squares = x32 * x32
-    # Zero-pad the channel axis so every channel sees a full window, then add
-    # the `size` shifted copies: a windowed sum that XLA fuses into one loop.
-    channels = x.shape[-1]
-    pad = [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)]
-    padded = jnp.pad(squares, pad)
-    window_sum = padded[..., 0:channels]
-    for offset in range(1, size):
-        window_sum = window_sum + lax.slice_in_dim(padded, offset, offset + channels, axis=-1)
+    # Window sum of squares over the zero-padded channel axis. A reduce_window
+    # sum measured fastest forward+backward on CPU (benchmarks/lrn.py): about 3x
+    # faster than adding shifted slices, whose gradient XLA fuses poorly.
+    window_sum = lax.reduce_window(
+        squares,
+        0.0,
+        lax.add,
+        window_dimensions=(1,) * (x.ndim - 1) + (size,),
+        window_strides=(1,) * x.ndim,
+        padding=((0, 0),) * (x.ndim - 1) + ((size // 2, (size - 1) // 2),),
+    )
     denominator = (k + coefficient * window_sum) ** beta
     return (x32 / denominator).astype(x.dtype)
 

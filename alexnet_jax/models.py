@@ -23,9 +23,10 @@ axis of size 2 (logical axis name `'tower'`), e.g. `conv2/kernel` is
 `(2, 5, 5, 48, 128)`, and activations between a tower layer and the next
 within-tower layer are laid out `(tower, batch, height, width, channels)`.
 Within-tower convolutions are computed as one plain convolution per tower,
-never as a grouped convolution (`feature_group_count=2`), which XLA runs 3-10x
-slower on CPU and cannot partition across devices (see
-`benchmarks/tower_conv.py`). How the per-tower computation is mapped is the
+never as a grouped convolution (`feature_group_count=2`): XLA runs those
+6-10x slower per layer on CPU (about 3x for the whole model's
+forward/backward) and cannot partition them across devices
+(`benchmarks/tower_conv.py`). How the per-tower computation is mapped is the
 `tower_map` field: the default loops over towers on one device; a sharded
 training step can pass a `shard_map`-based map that puts each tower on its own
 device. LRN and batch norm act on each tower's own channels, as each GPU
