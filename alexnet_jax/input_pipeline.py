@@ -1,0 +1,696 @@
+"""Input pipelines: tfds -> tf.data -> numpy batches, with the paper's augmentation.
+
+Every batch is a dict of numpy arrays:
+  image: (B, S, S, 3) float32 or bfloat16, normalized with the dataset's
+         per-channel mean and std; (B, 10, S, S, 3) for the 10-crop test;
+  label: (B,) int32;
+  mask:  (B,) bool, False on the padding that completes the last
+         evaluation batch (training batches are all True).
+
+Datasets (`InputConfig.dataset`):
+  'digits'        the embedded `sklearn_digits` builder (no download, 32x32);
+  'imagenet2012'  tfds `imagenet2012`, prepared from the user's own
+                  ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar;
+  'cifar10'       tfds `cifar10` (downloads once on a machine with internet);
+  'image_folder'  `root/<split>/<class>/<image>` trees of JPEG/PNG/GIF/BMP files.
+
+Training augmentation (`train_augment`), on images in [0, 1]:
+  'paper'      shorter side to `resize_size`, central square crop (done once
+               and cached for in-memory datasets), random `image_size` crop,
+               horizontal flip, PCA lighting (Krizhevsky et al. 2012, 4.1);
+  'inception'  the tutorial's: random resized crop (area 8%-100%, aspect 3/4-4/3)
+               of the decoded image, flip, colour jitter (brightness, contrast,
+               saturation 0.4, hue 0.1), optional PCA lighting;
+  'pad_crop'   the 32x32 recipe: zero-pad 4 pixels, random `image_size` crop,
+               flip, optional PCA lighting;
+  'none'       the evaluation's centre crop.
+Evaluation (`eval_crop`): 'center' (shorter side to `resize_size`, central
+`image_size` crop) or 'ten_crop' (the four corners and the centre of the
+`resize_size` square, and their mirror images: the paper's test).
+
+Randomness is stateless: the augmentation of the example at global position g
+of the training stream uses the seed (seed, g), and epoch e is shuffled with
+(seed, e). Same seed -> same batches, and `train_dataset(start_step=N)`
+yields exactly what an uninterrupted run yields from step N on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import alexnet_jax.datasets  # noqa: F401  (registers sklearn_digits)
+
+DATASETS = ("digits", "imagenet2012", "cifar10", "image_folder")
+TRAIN_AUGMENTS = ("paper", "inception", "pad_crop", "none")
+EVAL_CROPS = ("center", "ten_crop")
+COLOR_STATS = ("imagenet", "dataset")
+ON_CORRUPT = ("error", "skip")
+
+IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+# Pixels in [0, 1]. Eigenvectors are columns (rows R, G, B), eigenvalues of
+# the RGB covariance of ImageNet training pixels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+
+
+class DataError(Exception):
+    """The data or the data settings are not usable; the message says how to fix it."""
+
+
+def _choose(kind: str, value: str, valid) -> str:
+    if value not in valid:
+        raise DataError(f"Unknown {kind} {value!r}; choose one of: {', '.join(map(repr, valid))}.")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """Everything the pipeline needs, as plain values (see the module docstring)."""
+
+    dataset: str = "digits"
+    data_dir: str = ""  # tfds data dir; '' = tfds's default (~/tensorflow_datasets)
+    manual_dir: str = ""  # where the ImageNet tars are; '' = <data_dir>/downloads/manual
+    folder_root: str = ""  # root of an image folder tree
+    train_split: str = ""  # '' = the dataset's own ('train')
+    eval_split: str = ""  # '' = the dataset's own ('test', 'validation' or 'val')
+    image_size: int = 224  # side of the crops the model sees
+    resize_size: int = 256  # shorter side before cropping
+    train_augment: str = "paper"
+    eval_crop: str = "center"
+    pca_lighting_std: float = 0.1  # std of the lighting coefficients; 0 turns it off
+    color_stats: str = "imagenet"  # 'imagenet' constants, or computed from the 'dataset'
+    on_corrupt_image: str = "error"  # image folders: 'error' or 'skip' (and count) bad files
+    shuffle_buffer: int = 10_000  # examples, for datasets streamed from disk
+    half_precision: bool = False  # bfloat16 images
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> "InputConfig":
+        """Takes the fields of this class that `config` (a ConfigDict or mapping) has."""
+        values = {f.name: config[f.name] for f in dataclasses.fields(cls) if f.name in config}
+        return cls(**values)
+
+    def validated(self) -> "InputConfig":
+        _choose("dataset", self.dataset, DATASETS)
+        _choose("train_augment", self.train_augment, TRAIN_AUGMENTS)
+        _choose("eval_crop", self.eval_crop, EVAL_CROPS)
+        _choose("color_stats", self.color_stats, COLOR_STATS)
+        _choose("on_corrupt_image", self.on_corrupt_image, ON_CORRUPT)
+        if self.resize_size < self.image_size:
+            raise DataError(
+                f"resize_size={self.resize_size} is smaller than image_size={self.image_size}; "
+                "crops are taken from the resized image, so use resize_size >= image_size."
+            )
+        if self.dataset == "image_folder" and not self.folder_root:
+            raise DataError("dataset='image_folder' needs folder_root: --config.folder_root=/path/to/root.")
+        return self
+
+
+# ---------------------------------------------------------------------------
+# Colour statistics and PCA lighting
+
+
+@dataclasses.dataclass(frozen=True)
+class ColorStats:
+    """Per-channel mean/std and RGB principal components of training pixels in [0, 1]."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    eigval: tuple[float, float, float]  # descending
+    eigvec: tuple[tuple[float, ...], ...]  # (3, 3), column i is component i
+
+
+IMAGENET_COLOR_STATS = ColorStats(IMAGENET_MEAN, IMAGENET_STD, IMAGENET_EIGVAL, IMAGENET_EIGVEC)
+
+
+def compute_color_stats(images: np.ndarray) -> ColorStats:
+    """Mean, std and PCA of the RGB values of uint8 images (N, H, W, 3), as the paper did for ImageNet."""
+    pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
+    mean = pixels.mean(0)
+    std = pixels.std(0)
+    covariance = np.cov(pixels, rowvar=False)
+    eigval, eigvec = np.linalg.eigh(covariance)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
+    return ColorStats(
+        tuple(map(float, mean)), tuple(map(float, np.maximum(std, 1e-3))), tuple(map(float, eigval)),
+        tuple(tuple(map(float, row)) for row in eigvec),
+    )
+
+
+def pca_lighting(image: tf.Tensor, alpha: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    """Adds sum_i alpha_i * eigval_i * eigvec_i to every pixel (one RGB shift per image).
+
+    image: (..., H, W, 3) in [0, 1]; alpha: (..., 3) ~ N(0, std^2).
+    """
+    eigval = tf.constant(stats.eigval, tf.float32)
+    eigvec = tf.constant(stats.eigvec, tf.float32)
+    shift = tf.linalg.matvec(eigvec, alpha * eigval)  # (..., 3)
+    return image + shift[..., None, None, :]
+
+
+# ---------------------------------------------------------------------------
+# Geometry (tf, one image (H, W, 3) float32 in [0, 1])
+
+
+def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Bilinear (antialiased when shrinking) resize so that min(H, W) == size."""
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = size / tf.minimum(height, width)
+    new_size = tf.cast(tf.round(tf.stack([height * scale, width * scale])), tf.int32)
+    new_size = tf.maximum(new_size, size)
+    return tf.image.resize(image, new_size, method="bilinear", antialias=True)
+
+
+def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
+    shape = tf.shape(image)
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    return tf.slice(image, [top, left, 0], [size, size, 3])
+
+
+def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
+    """The paper's once-per-image step: shorter side to resize_size, central square crop."""
+    image = tf.cond(
+        tf.reduce_all(tf.shape(image)[:2] == resize_size),
+        lambda: image,
+        lambda: resize_shorter_side(image, resize_size),
+    )
+    return center_crop(image, resize_size)
+
+
+def random_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """A size x size crop at a uniformly random position (every position equally likely)."""
+    shape = tf.shape(image)
+    top = tf.random.stateless_uniform([], seed, 0, shape[0] - size + 1, tf.int32)
+    left = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1), 0, shape[1] - size + 1, tf.int32)
+    return tf.slice(image, [top, left, 0], [size, size, 3])
+
+
+def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    flip = tf.random.stateless_uniform([], seed) < 0.5
+    return tf.cond(flip, lambda: image[:, ::-1, :], lambda: image)
+
+
+def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Inception-style crop: area 8%-100% of the image, aspect ratio 3/4-4/3, resized to size."""
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, crop_size)
+    return tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+
+
+def color_jitter(image: tf.Tensor, seed: tf.Tensor, strength=0.4, hue=0.1) -> tf.Tensor:
+    """torchvision ColorJitter(strength, strength, strength, hue) in fixed order; image in [0, 1]."""
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    factors = tf.random.stateless_uniform([3], seeds[0], 1 - strength, 1 + strength)
+    image = tf.clip_by_value(image * factors[0], 0.0, 1.0)  # brightness
+    grey = tf.image.rgb_to_grayscale(image)
+    image = tf.clip_by_value((image - tf.reduce_mean(grey)) * factors[1] + tf.reduce_mean(grey), 0.0, 1.0)  # contrast
+    grey = tf.image.rgb_to_grayscale(image)
+    image = tf.clip_by_value(grey + (image - grey) * factors[2], 0.0, 1.0)  # saturation
+    delta = tf.random.stateless_uniform([], seeds[1], -hue, hue)
+    return tf.clip_by_value(tf.image.adjust_hue(image, delta), 0.0, 1.0)
+
+
+def ten_crops(image: tf.Tensor, size: int) -> tf.Tensor:
+    """(10, size, size, 3): top-left, top-right, bottom-left, bottom-right, centre, then each mirrored."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+               ((height - size) // 2, (width - size) // 2)]
+    crops = tf.stack([tf.slice(image, [top, left, 0], [size, size, 3]) for top, left in corners])
+    return tf.concat([crops, crops[:, :, ::-1, :]], axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Sources: where decoded uint8 images come from
+
+
+@dataclasses.dataclass
+class ArraySource:
+    """A whole split decoded in memory (after the once-only resize): random access by index."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8
+    labels: np.ndarray  # (N,) int32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def lookup(self, index: tf.Tensor):
+        return tf.gather(self._images, index), tf.gather(self._labels, index)
+
+    def __post_init__(self):
+        self._images = tf.constant(self.images)
+        self._labels = tf.constant(self.labels.astype(np.int32))
+
+
+@dataclasses.dataclass
+class FileSource:
+    """Image files decoded on the fly: random access by index."""
+
+    paths: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,) int32
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def lookup(self, index: tf.Tensor):
+        data = tf.io.read_file(tf.gather(self._paths, index))
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return image, tf.gather(self._labels, index)
+
+    def __post_init__(self):
+        self._paths = tf.constant(self.paths)
+        self._labels = tf.constant(self.labels.astype(np.int32))
+
+
+@dataclasses.dataclass
+class TfdsSource:
+    """A prepared tfds split streamed from its TFRecord files (too large for memory)."""
+
+    builder: Any
+    split: str
+    num_examples: int
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+
+@dataclasses.dataclass
+class Data:
+    """The train and eval sources of a dataset, its classes and colour statistics."""
+
+    train: ArraySource | FileSource | TfdsSource
+    eval: ArraySource | FileSource | TfdsSource
+    num_classes: int
+    color_stats: ColorStats
+    class_names: tuple[str, ...] = ()
+    skipped_files: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------
+# Loading datasets
+
+
+def _data_dir(config: InputConfig) -> str | None:
+    return os.path.expanduser(config.data_dir) if config.data_dir else None
+
+
+def _tfds_arrays(builder, split: str, resize_size: int) -> ArraySource:
+    """Reads a small tfds split into memory, images through the once-only resize step."""
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    first = next(iter(dataset.take(1)))
+    if tuple(first["image"].shape[:2]) != (resize_size, resize_size):
+        dataset = dataset.map(
+            lambda ex: {"image": tf.cast(tf.round(tf.clip_by_value(base_image(tf.cast(ex["image"], tf.float32), resize_size), 0, 255)), tf.uint8), "label": ex["label"]},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    arrays = tfds.as_numpy(dataset.batch(4096))
+    images, labels = [], []
+    for batch in arrays:
+        images.append(batch["image"])
+        labels.append(batch["label"])
+    return ArraySource(np.concatenate(images), np.concatenate(labels).astype(np.int32))
+
+
+def _load_digits(config: InputConfig) -> Data:
+    builder = tfds.builder("sklearn_digits", data_dir=_data_dir(config))
+    builder.download_and_prepare()
+    train = _tfds_arrays(builder, config.train_split or "train", config.resize_size)
+    evaluation = _tfds_arrays(builder, config.eval_split or "test", config.resize_size)
+    return Data(train, evaluation, 10, _stats(config, train.images), tuple(map(str, range(10))))
+
+
+def _load_cifar10(config: InputConfig) -> Data:
+    builder = tfds.builder("cifar10", data_dir=_data_dir(config))
+    builder.download_and_prepare()  # a download on first use; see README
+    train = _tfds_arrays(builder, config.train_split or "train", config.resize_size)
+    evaluation = _tfds_arrays(builder, config.eval_split or "test", config.resize_size)
+    names = tuple(builder.info.features["label"].names)
+    return Data(train, evaluation, 10, _stats(config, train.images), names)
+
+
+def imagenet_manual_dir(config: InputConfig) -> str:
+    if config.manual_dir:
+        return os.path.expanduser(config.manual_dir)
+    data_dir = _data_dir(config) or os.path.expanduser("~/tensorflow_datasets")
+    return os.path.join(data_dir, "downloads", "manual")
+
+
+def _load_imagenet(config: InputConfig) -> Data:
+    builder = tfds.builder("imagenet2012", data_dir=_data_dir(config))
+    if not builder.is_prepared():
+        manual_dir = imagenet_manual_dir(config)
+        missing = [name for name in IMAGENET_TARS if not os.path.isfile(os.path.join(manual_dir, name))]
+        if missing:
+            raise DataError(
+                "ImageNet (ILSVRC2012) is not prepared and cannot be downloaded automatically: "
+                f"missing {' and '.join(missing)} in {manual_dir}.\n"
+                "Download them from image-net.org (registration required), put both tar files in that "
+                "folder, or point to the folder that holds them with --config.manual_dir=/path/to/tars "
+                "(the prepared dataset goes to --config.data_dir). Preparation is done once."
+            )
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+        )
+    train_split, eval_split = config.train_split or "train", config.eval_split or "validation"
+    splits = builder.info.splits
+    for split in (train_split, eval_split):
+        if split not in splits:
+            raise DataError(f"imagenet2012 has no split {split!r}; it has {sorted(splits.keys())}.")
+    if config.color_stats == "dataset":
+        raise DataError("color_stats='dataset' is not computed for imagenet2012; use 'imagenet' (its constants).")
+    names = tuple(builder.info.features["label"].names)
+    return Data(
+        TfdsSource(builder, train_split, splits[train_split].num_examples),
+        TfdsSource(builder, eval_split, splits[eval_split].num_examples),
+        len(names),
+        IMAGENET_COLOR_STATS,
+        names,
+    )
+
+
+def _list_image_folder(root: str, split: str, class_names=None):
+    split_dir = os.path.join(root, split)
+    if not os.path.isdir(split_dir):
+        raise DataError(
+            f"Image folder split {split_dir!r} does not exist. Expected {root}/<split>/<class>/<image files>."
+        )
+    classes = class_names or tuple(sorted(d for d in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, d))))
+    if not classes:
+        raise DataError(f"{split_dir!r} has no class folders. Expected {split_dir}/<class>/<image files>.")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        class_dir = os.path.join(split_dir, name)
+        if not os.path.isdir(class_dir):
+            continue  # a class missing from the evaluation split
+        for file_name in sorted(os.listdir(class_dir)):
+            if file_name.lower().endswith(IMAGE_EXTENSIONS):
+                paths.append(os.path.join(class_dir, file_name))
+                labels.append(label)
+    if not paths:
+        raise DataError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) under {split_dir!r}.")
+    return np.array(paths), np.array(labels, np.int32), classes
+
+
+def _find_unreadable(paths: np.ndarray) -> list[str]:
+    """Files TensorFlow cannot decode as images, found by decoding all in parallel once."""
+    indices = tf.data.Dataset.range(len(paths))
+    path_table = tf.constant(paths)
+
+    def decodes(index):
+        image = tf.io.decode_image(tf.io.read_file(path_table[index]), channels=3, expand_animations=False)
+        tf.debugging.assert_greater(tf.size(image), 0)
+        return index
+
+    readable = indices.map(decodes, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = set(int(i) for i in readable.as_numpy_iterator())
+    return [str(paths[i]) for i in range(len(paths)) if i not in good]
+
+
+def _checked_files(config: InputConfig, paths: np.ndarray, labels: np.ndarray):
+    bad = _find_unreadable(paths)
+    if bad and config.on_corrupt_image == "error":
+        listed = "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
+        raise DataError(
+            f"{len(bad)} file(s) in the image folder cannot be read as images:\n  {listed}\n"
+            "Remove or replace them, or set --config.on_corrupt_image=skip to leave them out (they are counted)."
+        )
+    keep = ~np.isin(paths, bad)
+    return paths[keep], labels[keep], tuple(bad)
+
+
+def _load_image_folder(config: InputConfig) -> Data:
+    root = os.path.expanduser(config.folder_root)
+    train_paths, train_labels, classes = _list_image_folder(root, config.train_split or "train")
+    eval_paths, eval_labels, _ = _list_image_folder(root, config.eval_split or "val", classes)
+    train_paths, train_labels, bad_train = _checked_files(config, train_paths, train_labels)
+    eval_paths, eval_labels, bad_eval = _checked_files(config, eval_paths, eval_labels)
+    train, evaluation = FileSource(train_paths, train_labels), FileSource(eval_paths, eval_labels)
+    stats = IMAGENET_COLOR_STATS
+    if config.color_stats == "dataset":
+        stats = compute_color_stats(_sample_base_images(train, config.resize_size))
+    return Data(train, evaluation, len(classes), stats, classes, bad_train + bad_eval)
+
+
+def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000) -> np.ndarray:
+    """Up to `limit` evenly spaced training images, through the once-only resize: for colour statistics."""
+    indices = np.linspace(0, len(source) - 1, min(limit, len(source))).astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices(indices).map(
+        lambda i: tf.cast(tf.round(base_image(tf.cast(source.lookup(i)[0], tf.float32), resize_size)), tf.uint8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return np.stack(list(dataset.as_numpy_iterator()))
+
+
+def _stats(config: InputConfig, train_images: np.ndarray) -> ColorStats:
+    return compute_color_stats(train_images) if config.color_stats == "dataset" else IMAGENET_COLOR_STATS
+
+
+_LOADERS = {
+    "digits": _load_digits,
+    "imagenet2012": _load_imagenet,
+    "cifar10": _load_cifar10,
+    "image_folder": _load_image_folder,
+}
+
+
+def load_data(config: InputConfig) -> Data:
+    """Prepares (once) and opens the dataset of `config`; raises DataError with a fix on bad input."""
+    config = config.validated()
+    return _LOADERS[config.dataset](config)
+
+
+# ---------------------------------------------------------------------------
+# Per-example processing
+
+
+def _process_train(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
+    """One training image, uint8 (H, W, 3) -> normalized float32 (S, S, 3), randomness from `seed`."""
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    image = tf.cast(image_uint8, tf.float32) / 255.0
+    size, augment = config.image_size, config.train_augment
+    if augment == "inception":
+        image = random_resized_crop(image, size, seeds[0])
+        image = color_jitter(image, seeds[2])
+    else:
+        image = base_image(image, config.resize_size)
+        if augment == "paper":
+            image = random_crop(image, size, seeds[0])
+        elif augment == "pad_crop":
+            image = random_crop(tf.pad(image, [[4, 4], [4, 4], [0, 0]]), size, seeds[0])
+        else:
+            image = center_crop(image, size)
+    if augment != "none":
+        image = random_flip(image, seeds[1])
+        if config.pca_lighting_std > 0:
+            alpha = tf.random.stateless_normal([3], seeds[3], stddev=config.pca_lighting_std)
+            image = pca_lighting(image, alpha, stats)
+    return normalize(image, stats)
+
+
+def _process_eval(image_uint8: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
+    image = base_image(tf.cast(image_uint8, tf.float32) / 255.0, config.resize_size)
+    if config.eval_crop == "ten_crop":
+        return normalize(ten_crops(image, config.image_size), stats)
+    return normalize(center_crop(image, config.image_size), stats)
+
+
+def normalize(image: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    return (image - tf.constant(stats.mean, tf.float32)) / tf.constant(stats.std, tf.float32)
+
+
+# ---------------------------------------------------------------------------
+# Streams
+
+
+def _process_share(global_batch_size: int, process_index: int | None, process_count: int | None):
+    import jax
+
+    index = jax.process_index() if process_index is None else process_index
+    count = jax.process_count() if process_count is None else process_count
+    if global_batch_size % count:
+        raise DataError(
+            f"The global batch size {global_batch_size} does not divide among {count} processes; "
+            f"use a multiple of {count} (e.g. --config.batch_size={count * max(1, round(global_batch_size / count))})."
+        )
+    return index, count, global_batch_size // count
+
+
+def _finish(dataset: tf.data.Dataset, batch_size: int, config: InputConfig) -> tf.data.Dataset:
+    dtype = tf.bfloat16 if config.half_precision else tf.float32
+    dataset = dataset.map(lambda ex: {**ex, "image": tf.cast(ex["image"], dtype)}, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_optimization.map_parallelization = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(
+    data: Data,
+    config: InputConfig,
+    global_batch_size: int,
+    start_step: int = 0,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> tf.data.Dataset:
+    """The endless training stream of this process, from global step `start_step` on.
+
+    Each global batch holds examples at global positions
+    [step * global_batch_size, (step + 1) * global_batch_size) of a stream
+    that visits the training set once per epoch in an order shuffled with
+    (seed, epoch); process p gets rows [p * b, (p + 1) * b) of it, b the
+    per-process batch. For in-memory and file datasets the global batches do
+    not depend on the number of processes. For datasets streamed from TFRecord
+    files each process reads its own share of the files.
+    """
+    config = config.validated()
+    index, count, batch = _process_share(global_batch_size, process_index, process_count)
+    stats, seed = data.color_stats, config.seed
+    source = data.train
+
+    if isinstance(source, TfdsSource):
+        examples = _streamed_train_examples(source, config, global_batch_size, start_step, index, count)
+    else:
+        size = len(source)
+        start_epoch, offset = divmod(start_step * global_batch_size, size)
+
+        def epoch_order(epoch):
+            """(global position, example index) pairs of one epoch, shuffled with (seed, epoch)."""
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(size, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+            )
+            return tf.data.Dataset.from_tensor_slices((epoch * size + tf.range(size, dtype=tf.int64), order))
+
+        order = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_order).skip(offset)
+        # This process's rows of every global batch.
+        order = order.batch(global_batch_size).map(
+            lambda positions, indices: (positions[index * batch : (index + 1) * batch], indices[index * batch : (index + 1) * batch])
+        ).unbatch()
+
+        def example(position, example_index):
+            image, label = source.lookup(example_index)
+            return {"image": image, "label": label, "position": position}
+
+        examples = order.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def augment(ex):
+        example_seed = tf.stack([tf.constant(seed, tf.int64), ex["position"]])
+        image = _process_train(ex["image"], tf.cast(example_seed, tf.int64), config, stats)
+        return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.constant(True)}
+
+    return _finish(examples.map(augment, num_parallel_calls=tf.data.AUTOTUNE), batch, config)
+
+
+def _streamed_train_examples(source: TfdsSource, config, global_batch_size, start_step, index, count):
+    """Per-epoch shuffled TFRecord stream of this process's files; resumes inside an epoch."""
+    builder = source.builder
+    files = [os.fspath(p) for p in builder.info.splits[source.split].filepaths]
+    files = files[index::count] or files
+    features = builder.info.features
+    per_process_examples = max(1, source.num_examples // count)
+    first = start_step * (global_batch_size // count)
+    start_epoch, skip = divmod(first, per_process_examples)
+    seed = config.seed
+
+    def epoch_examples(epoch):
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+        shuffled = tf.random.experimental.stateless_shuffle(tf.constant(files), seed=epoch_seed)
+        records = tf.data.Dataset.from_tensor_slices(shuffled).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(16, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        records = records.shuffle(config.shuffle_buffer, seed=tf.cast(epoch_seed[1] * 1_000_003 + seed, tf.int64))
+        return records.enumerate().map(
+            lambda i, record: (epoch * per_process_examples + i, record)
+        )
+
+    records = tf.data.Dataset.range(start_epoch, 2**31).flat_map(epoch_examples).skip(skip)
+
+    def decode(position, record):
+        example = features.deserialize_example(record)
+        return {"image": example["image"], "label": example["label"], "position": position * count + index}
+
+    return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def eval_dataset(
+    data: Data,
+    config: InputConfig,
+    global_batch_size: int,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> tuple[tf.data.Dataset, int]:
+    """One pass over the evaluation split; returns (dataset, number of batches).
+
+    The last batch is completed with padding whose mask is False, so every
+    example is seen exactly once; every process yields the same number of
+    batches.
+    """
+    config = config.validated()
+    index, count, batch = _process_share(global_batch_size, process_index, process_count)
+    stats, source = data.color_stats, data.eval
+
+    if isinstance(source, TfdsSource):
+        # Shards may differ by one example; every process pads to the largest.
+        num_batches = max(1, math.ceil(math.ceil(len(source) / count) / batch))
+        shard = tfds.even_splits(source.split, count)[index]
+        examples = source.builder.as_dataset(split=shard, shuffle_files=False)
+        examples = examples.map(lambda ex: {"image": ex["image"], "label": ex["label"], "mask": tf.constant(True)})
+        padding_image = tf.zeros([config.resize_size, config.resize_size, 3], tf.uint8)
+        padding = tf.data.Dataset.from_tensors(
+            {"image": padding_image, "label": tf.constant(0, tf.int64), "mask": tf.constant(False)}
+        ).repeat()
+        examples = examples.concatenate(padding).take(num_batches * batch)
+    else:
+        size = len(source)
+        num_batches = max(1, math.ceil(size / global_batch_size))
+
+        def example(local_position):
+            step, row = local_position // batch, local_position % batch
+            position = step * global_batch_size + index * batch + row
+            image, label = source.lookup(tf.minimum(position, size - 1))
+            return {"image": image, "label": label, "mask": position < size}
+
+        examples = tf.data.Dataset.range(num_batches * batch).map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def process(ex):
+        return {"image": _process_eval(ex["image"], config, stats), "label": tf.cast(ex["label"], tf.int32), "mask": ex["mask"]}
+
+    return _finish(examples.map(process, num_parallel_calls=tf.data.AUTOTUNE), batch, config), num_batches
+
+
+def as_numpy(dataset: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's batches as dicts of numpy arrays."""
+    return dataset.as_numpy_iterator()
