@@ -430,8 +430,9 @@ def _find_unreadable(paths: np.ndarray) -> list[str]:
 
     def decodes(index):
         image = tf.io.decode_image(tf.io.read_file(path_table[index]), channels=3, expand_animations=False)
-        tf.debugging.assert_greater(tf.size(image), 0)
-        return index
+        # The result must depend on the decoded image, or tf.data prunes the decode.
+        with tf.control_dependencies([tf.debugging.assert_greater(tf.size(image), 0)]):
+            return tf.identity(index)
 
     readable = indices.map(decodes, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     good = set(int(i) for i in readable.as_numpy_iterator())

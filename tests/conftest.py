@@ -16,3 +16,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import torch  # noqa: E402,F401
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/torch_alexnet.py
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Any tfds download attempt fails at once instead of hanging on the missing network."""
+    import tensorflow_datasets as tfds
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("A test tried to download data; tests must build or mock their data.")
+
+    for name in ("download", "download_and_extract", "download_kaggle_data"):
+        monkeypatch.setattr(tfds.download.DownloadManager, name, refuse, raising=False)
+
+
+@pytest.fixture(scope="session")
+def tfds_data_dir(tmp_path_factory):
+    """One tfds data dir for the session, so the digits builder prepares once."""
+    return str(tmp_path_factory.mktemp("tensorflow_datasets"))

@@ -1,0 +1,318 @@
+"""Input pipelines: datasets end to end, augmentation geometry and PCA lighting against numpy."""
+
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from sklearn.datasets import load_sample_images
+
+from alexnet_jax import input_pipeline as ip
+
+DIGITS = dict(dataset="digits", image_size=32, resize_size=32, train_augment="pad_crop", color_stats="dataset")
+
+
+@pytest.fixture(scope="module")
+def digits(tfds_data_dir):
+    config = ip.InputConfig(data_dir=tfds_data_dir, **DIGITS)
+    return config, ip.load_data(config)
+
+
+def batches(dataset, count=None):
+    iterator = dataset.as_numpy_iterator()
+    return [next(iterator) for _ in range(count)] if count else list(iterator)
+
+
+def photos():
+    """The two real 427x640 photos shipped with scikit-learn."""
+    return load_sample_images().images
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    return tf.io.encode_jpeg(image, quality=95).numpy()
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def test_digits_batches(digits):
+    config, data = digits
+    assert (len(data.train), len(data.eval), data.num_classes) == (1437, 360, 10)
+    batch = batches(ip.train_dataset(data, config, 64, process_index=0, process_count=1), 1)[0]
+    assert batch["image"].shape == (64, 32, 32, 3) and batch["image"].dtype == np.float32
+    assert batch["label"].dtype == np.int32 and batch["mask"].all()
+    assert set(batch["label"]) <= set(range(10))
+    # normalized with the training set's own statistics
+    assert abs(batch["image"].mean()) < 0.3 and 0.6 < batch["image"].std() < 1.4
+
+
+def test_same_seed_same_batches_and_resume(digits):
+    config, data = digits
+    full = batches(ip.train_dataset(data, config, 100, process_index=0, process_count=1), 20)
+    again = batches(ip.train_dataset(data, config, 100, process_index=0, process_count=1), 20)
+    resumed = batches(ip.train_dataset(data, config, 100, start_step=13, process_index=0, process_count=1), 7)
+    for a, b in zip(full, again):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    for a, b in zip(full[13:], resumed):  # crosses the epoch boundary at step 14
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label"], b["label"])
+    other = batches(ip.train_dataset(data, ip.InputConfig(**{**vars(config), "seed": 1}), 100, process_index=0, process_count=1), 1)
+    assert not np.array_equal(other[0]["image"], full[0]["image"])
+
+
+def test_each_epoch_visits_every_example_once(digits):
+    config, data = digits
+    config = ip.InputConfig(**{**vars(config), "train_augment": "none"})
+    first_epoch = batches(ip.train_dataset(data, config, 1437, process_index=0, process_count=1), 2)
+    for epoch in first_epoch:
+        assert sorted(epoch["label"].tolist()) == sorted(data.train.labels.tolist())
+    assert not np.array_equal(first_epoch[0]["label"], first_epoch[1]["label"])  # reshuffled
+
+
+def test_processes_split_each_global_batch(digits):
+    config, data = digits
+    whole = batches(ip.train_dataset(data, config, 64, start_step=3, process_index=0, process_count=1), 2)
+    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, process_index=p, process_count=2), 2) for p in range(2)]
+    for step in range(2):
+        np.testing.assert_array_equal(np.concatenate([parts[0][step]["image"], parts[1][step]["image"]]), whole[step]["image"])
+
+
+def test_batch_must_divide_among_processes(digits):
+    config, data = digits
+    with pytest.raises(ip.DataError, match="does not divide among 3 processes"):
+        ip.train_dataset(data, config, 64, process_index=0, process_count=3)
+
+
+@pytest.mark.parametrize("process_count", [1, 2])
+def test_eval_counts_every_example_once(digits, process_count):
+    config, data = digits
+    seen = []
+    for process in range(process_count):
+        dataset, num_batches = ip.eval_dataset(data, config, 100, process_index=process, process_count=process_count)
+        result = batches(dataset)
+        assert len(result) == num_batches == 4  # 360 examples, batch 100: the last one padded
+        for batch in result:
+            seen.append(batch["label"][batch["mask"]])
+    seen = np.concatenate(seen)
+    assert len(seen) == 360
+    assert sorted(seen.tolist()) == sorted(data.eval.labels.tolist())
+
+
+def test_half_precision_images(digits):
+    config, data = digits
+    config = ip.InputConfig(**{**vars(config), "half_precision": True})
+    batch = batches(ip.train_dataset(data, config, 8, process_index=0, process_count=1), 1)[0]
+    assert batch["image"].dtype.name == "bfloat16"
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def test_random_crop_and_flip_are_numpy_slices():
+    image = np.random.default_rng(0).random((36, 40, 3)).astype(np.float32)
+    offsets, flips = set(), 0
+    for i in range(400):
+        seed = tf.constant([7, i], tf.int64)
+        crop = ip.random_crop(tf.constant(image), 32, seed).numpy()
+        matches = [(t, l) for t in range(5) for l in range(9) if np.array_equal(crop, image[t : t + 32, l : l + 32])]
+        assert len(matches) == 1
+        offsets.add(matches[0])
+        flipped = ip.random_flip(tf.constant(crop), seed).numpy()
+        if not np.array_equal(flipped, crop):
+            np.testing.assert_array_equal(flipped, crop[:, ::-1])
+            flips += 1
+    assert len(offsets) == 5 * 9  # every position is reachable
+    assert 150 < flips < 250  # about half are mirrored
+
+
+def test_ten_crops_are_the_corners_centre_and_mirrors():
+    image = np.random.default_rng(1).random((256, 256, 3)).astype(np.float32)
+    crops = ip.ten_crops(tf.constant(image), 224).numpy()
+    expected = [image[:224, :224], image[:224, 32:], image[32:, :224], image[32:, 32:], image[16:240, 16:240]]
+    expected += [e[:, ::-1] for e in expected]
+    assert crops.shape == (10, 224, 224, 3)
+    for crop, reference in zip(crops, expected):
+        np.testing.assert_array_equal(crop, reference)
+
+
+def test_base_image_resizes_shorter_side_and_crops_the_centre():
+    image = tf.constant(photos()[0].astype(np.float32) / 255)  # 427 x 640
+    base = ip.base_image(image, 256).numpy()
+    assert base.shape == (256, 256, 3)
+    resized = ip.resize_shorter_side(image, 256).numpy()
+    assert resized.shape == (256, 384, 3)  # 640 * 256 / 427 = 383.7
+    np.testing.assert_array_equal(base, resized[:, 64:320])
+
+
+def test_pca_lighting_is_the_papers_formula():
+    rng = np.random.default_rng(2)
+    image = rng.random((5, 6, 3)).astype(np.float32)
+    alpha = rng.normal(0, 0.1, 3).astype(np.float32)
+    eigval = np.array(ip.IMAGENET_EIGVAL)
+    eigvec = np.array(ip.IMAGENET_EIGVEC)  # columns are the components p_i
+    # I_xy + [p1 p2 p3][a1 l1, a2 l2, a3 l3]^T, the same for every pixel
+    expected = image + (eigvec * (alpha * eigval)).sum(axis=1)
+    ours = ip.pca_lighting(tf.constant(image), tf.constant(alpha), ip.IMAGENET_COLOR_STATS).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_color_stats_are_the_pixel_pca():
+    rng = np.random.default_rng(3)
+    mixing = np.array([[1.0, 0.2, 0.0], [0.5, 1.0, 0.1], [0.2, 0.3, 1.0]])
+    pixels = np.clip(rng.normal(0.5, 0.1, (4000, 3)) @ mixing.T * 0.6, 0, 1)
+    images = np.round(pixels * 255).astype(np.uint8).reshape(10, 20, 20, 3)
+    stats = ip.compute_color_stats(images)
+    x = images.reshape(-1, 3) / 255.0
+    values, vectors = np.linalg.eigh(np.cov(x.T))
+    np.testing.assert_allclose(stats.eigval, values[::-1], rtol=1e-9)
+    for i in range(3):  # each component up to sign
+        component, reference = np.array(stats.eigvec)[:, i], vectors[:, 2 - i]
+        assert abs(abs(component @ reference) - 1) < 1e-9
+    np.testing.assert_allclose(stats.mean, x.mean(0))
+
+
+def test_train_augment_draws_lighting_with_the_configured_std():
+    # A flat grey image: after lighting each image is one RGB shift whose
+    # coordinates on the components are alpha_i * eigval_i.
+    stats = ip.IMAGENET_COLOR_STATS
+    config = ip.InputConfig(image_size=8, resize_size=8, train_augment="paper", pca_lighting_std=0.1)
+    image = tf.fill([8, 8, 3], tf.constant(128, tf.uint8))
+    alphas = []
+    for i in range(300):
+        out = ip._process_train(image, tf.constant([0, i], tf.int64), config, stats).numpy()
+        pixel = out[0, 0] * np.array(stats.std) + np.array(stats.mean)  # undo the normalization
+        assert np.allclose(out, out[0, 0])  # one shift for the whole image
+        shift = pixel - 128 / 255
+        alphas.append((np.array(stats.eigvec).T @ shift) / np.array(stats.eigval))
+    assert np.all(np.abs(np.std(alphas, axis=0) - 0.1) < 0.015)
+
+
+def test_inception_augment_range_and_shape():
+    config = ip.InputConfig(image_size=64, resize_size=72, train_augment="inception", pca_lighting_std=0.0)
+    image = tf.constant(photos()[1])
+    outs = [ip._process_train(image, tf.constant([1, i], tf.int64), config, ip.IMAGENET_COLOR_STATS).numpy() for i in range(5)]
+    for out in outs:
+        assert out.shape == (64, 64, 3)
+        pixels = out * np.array(ip.IMAGENET_STD) + np.array(ip.IMAGENET_MEAN)
+        assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
+    assert not np.allclose(outs[0], outs[1])
+
+
+# --------------------------------------------------------------------------- ImageNet
+
+
+SYNSETS = ["n01751748", "n09193705", "n02105855", "n04263257"]  # labels of val images 1-4
+
+
+def add_file(archive: tarfile.TarFile, name: str, payload: bytes):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    archive.addfile(info, io.BytesIO(payload))
+
+
+def write_fake_imagenet(manual_dir):
+    """ILSVRC2012 tars in their real layout, holding crops of real photos."""
+    os.makedirs(manual_dir, exist_ok=True)
+    sources = photos()
+    crops = [sources[i % 2][20 * i : 20 * i + 300, 30 * i : 30 * i + 400] for i in range(8)]
+    with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_train.tar"), "w") as train:
+        for s, synset in enumerate(SYNSETS):
+            inner = io.BytesIO()
+            with tarfile.open(fileobj=inner, mode="w") as class_tar:
+                for k in range(2):
+                    add_file(class_tar, f"{synset}_{k + 1}.JPEG", jpeg_bytes(crops[2 * s + k]))
+            add_file(train, f"{synset}.tar", inner.getvalue())
+    with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_val.tar"), "w") as val:
+        for i in range(4):
+            add_file(val, f"ILSVRC2012_val_{i + 1:08d}.JPEG", jpeg_bytes(crops[i].transpose(1, 0, 2).copy()))
+
+
+def test_imagenet_prepares_from_the_users_tars(tmp_path):
+    manual_dir = tmp_path / "manual"
+    write_fake_imagenet(manual_dir)
+    config = ip.InputConfig(dataset="imagenet2012", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual_dir), eval_crop="ten_crop")
+    data = ip.load_data(config)
+    assert (len(data.train), len(data.eval), data.num_classes) == (8, 4, 1000)
+
+    train = batches(ip.train_dataset(data, config, 4, process_index=0, process_count=1), 2)
+    assert train[0]["image"].shape == (4, 224, 224, 3)
+    labels = np.concatenate([b["label"] for b in train])  # one epoch
+    assert sorted(data.class_names[label] for label in labels) == sorted(SYNSETS * 2)
+
+    dataset, num_batches = ip.eval_dataset(data, config, 3, process_index=0, process_count=1)
+    result = batches(dataset)
+    assert num_batches == len(result) == 2
+    assert result[0]["image"].shape == (3, 10, 224, 224, 3)
+    mask = np.concatenate([b["mask"] for b in result])
+    assert mask.sum() == 4
+    eval_labels = np.concatenate([b["label"] for b in result])[mask]
+    # labels from tfds's validation_labels.txt (tfds stores examples in its own order)
+    assert sorted(data.class_names[label] for label in eval_labels) == sorted(SYNSETS)
+
+
+def test_imagenet_missing_tars_error(tmp_path):
+    config = ip.InputConfig(dataset="imagenet2012", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "empty"))
+    with pytest.raises(ip.DataError) as error:
+        ip.load_data(config)
+    message = str(error.value)
+    for needed in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", str(tmp_path / "empty"), "--config.manual_dir"):
+        assert needed in message
+    assert not (tmp_path / "tfds" / "downloads").exists() or not any((tmp_path / "tfds" / "downloads").iterdir())
+
+
+# --------------------------------------------------------------------------- CIFAR-10 and folders
+
+
+def test_cifar10_through_mock_data(tmp_path):
+    config = ip.InputConfig(dataset="cifar10", data_dir=str(tmp_path), image_size=32, resize_size=32, train_augment="pad_crop")
+    with tfds.testing.mock_data(num_examples=20):
+        data = ip.load_data(config)
+    assert len(data.train) == 20 and data.num_classes == 10
+    batch = batches(ip.train_dataset(data, config, 8, process_index=0, process_count=1), 1)[0]
+    assert batch["image"].shape == (8, 32, 32, 3)
+    dataset, _ = ip.eval_dataset(data, config, 8, process_index=0, process_count=1)
+    assert sum(b["mask"].sum() for b in batches(dataset)) == 20
+
+
+def write_folder(root, corrupt=None):
+    for split, count in (("train", 3), ("val", 2)):
+        for c, name in enumerate(("cat", "dog")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for k in range(count):
+                (folder / f"{k}.jpg").write_bytes(jpeg_bytes(photos()[c][k * 50 : k * 50 + 120, :160]))
+    if corrupt is not None:
+        (root / "train" / "dog" / "broken.jpg").write_bytes(corrupt)
+
+
+@pytest.mark.parametrize("payload", [b"", b"this is not an image at all"])
+def test_image_folder_corrupt_file_is_named(tmp_path, payload):
+    write_folder(tmp_path, corrupt=payload)
+    config = ip.InputConfig(dataset="image_folder", folder_root=str(tmp_path), image_size=64, resize_size=72)
+    with pytest.raises(ip.DataError, match=r"broken\.jpg") as error:
+        ip.load_data(config)
+    assert "on_corrupt_image=skip" in str(error.value)
+
+
+def test_image_folder_skips_and_counts_when_asked(tmp_path):
+    write_folder(tmp_path, corrupt=b"garbage")
+    config = ip.InputConfig(
+        dataset="image_folder", folder_root=str(tmp_path), image_size=64, resize_size=72, on_corrupt_image="skip", color_stats="dataset"
+    )
+    data = ip.load_data(config)
+    assert [os.path.basename(p) for p in data.skipped_files] == ["broken.jpg"]
+    assert (len(data.train), len(data.eval), data.class_names) == (6, 4, ("cat", "dog"))
+    labels = np.concatenate([b["label"] for b in batches(ip.train_dataset(data, config, 3, process_index=0, process_count=1), 2)])
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_bad_settings_name_the_choices():
+    with pytest.raises(ip.DataError, match="'digits', 'imagenet2012', 'cifar10', 'image_folder'"):
+        ip.load_data(ip.InputConfig(dataset="mnist"))
+    with pytest.raises(ip.DataError, match="folder_root"):
+        ip.load_data(ip.InputConfig(dataset="image_folder"))
+    with pytest.raises(ip.DataError, match="resize_size=200 is smaller than image_size=224"):
+        ip.load_data(ip.InputConfig(resize_size=200))
