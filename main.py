@@ -4,8 +4,9 @@
   python main.py --config=configs/imagenet.py      # the paper's two-tower model
   python main.py --config.batch_size=32            # any config field can be overridden
 
-Prints the configured model (layers, output shapes, parameters) and times
-jitted forward/backward passes on a synthetic batch.
+Prints the configured model (layers, output shapes, parameters), prepares the
+dataset (offline for the default digits), measures the input pipeline, and
+times jitted forward/backward passes on real training batches.
 """
 
 import os
@@ -21,6 +22,7 @@ import optax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from alexnet_jax import input_pipeline  # noqa: E402
 from alexnet_jax.models import AlexNet  # noqa: E402
 from alexnet_jax.summary import model_summary  # noqa: E402
 
@@ -44,11 +46,22 @@ def create_model(config) -> AlexNet:
     )
 
 
-def time_forward_backward(model: AlexNet, config, steps: int) -> None:
-    """Compiles and times value_and_grad of the cross-entropy on random images."""
+def time_input(batches, batch_size: int, count: int = 10) -> dict:
+    """Takes `count` batches after a first one and logs images/s; returns the last batch."""
+    batch = next(batches)
+    start = time.perf_counter()
+    for _ in range(count):
+        batch = next(batches)
+    seconds = time.perf_counter() - start
+    logging.info("input pipeline: %d batches of %d in %.2f s, %.0f images/s", count, batch_size, seconds,
+                 count * batch_size / seconds)
+    return batch
+
+
+def time_forward_backward(model: AlexNet, config, batch: dict, steps: int) -> None:
+    """Compiles and times value_and_grad of the cross-entropy on one real batch."""
     key = jax.random.key(config.seed)
-    images = jax.random.normal(key, (config.batch_size, config.image_size, config.image_size, 3))
-    labels = jax.random.randint(key, (config.batch_size,), 0, config.num_classes)
+    images, labels = jnp.asarray(batch["image"]), jnp.asarray(batch["label"])
     variables = jax.jit(model.init)(key, images[:1])
 
     @jax.jit
@@ -70,7 +83,7 @@ def time_forward_backward(model: AlexNet, config, steps: int) -> None:
         jax.block_until_ready(loss_and_grads(variables, images, labels, jax.random.fold_in(key, step)))
         seconds = time.perf_counter() - start
         logging.info("forward/backward %d/%d: %.3f s, %.1f images/s", step + 1, steps, seconds,
-                     config.batch_size / seconds)
+                     len(labels) / seconds)
 
 
 def main(argv):
@@ -82,8 +95,23 @@ def main(argv):
     logging.info("JAX %s on %s", jax.__version__, ", ".join(str(d) for d in jax.devices()))
     model = create_model(config)
     logging.info("model:\n%s", model_summary(model, config.image_size))
-    time_forward_backward(model, config, FLAGS.steps)
-
+    input_config = input_pipeline.InputConfig.from_config(config)
+    logging.set_verbosity(logging.ERROR)  # tfds logs every file it opens at INFO
+    try:
+        data = input_pipeline.load_data(input_config)
+        batches = input_pipeline.train_dataset(data, input_config, config.batch_size).as_numpy_iterator()
+    except input_pipeline.DataError as error:
+        raise SystemExit(f"error: {error}") from None  # the message says what to do; no traceback
+    finally:
+        logging.set_verbosity(logging.INFO)
+    logging.info("data: %s, %d training and %d evaluation examples, %d classes%s", config.dataset,
+                 len(data.train), len(data.eval), data.num_classes,
+                 f", {len(data.skipped_files)} unreadable files skipped" if data.skipped_files else "")
+    if data.num_classes != config.num_classes:
+        raise SystemExit(f"error: {config.dataset} has {data.num_classes} classes but config.num_classes is "
+                         f"{config.num_classes}; set --config.num_classes={data.num_classes}.")
+    batch = time_input(batches, config.batch_size)
+    time_forward_backward(model, config, batch, FLAGS.steps)
 
 if __name__ == "__main__":
     logging.set_verbosity(logging.INFO)

@@ -14,12 +14,22 @@ def run_main(*args):
     )
 
 
-def test_default_config_runs():
-    result = run_main("--steps=1", "--config.batch_size=8")
+def test_default_config_runs(tmp_path):
+    result = run_main("--steps=1", "--config.batch_size=8", f"--config.data_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "variant='small'" in result.stderr
     assert "1,842,570" in result.stderr
+    assert "data: digits, 1437 training and 360 evaluation examples, 10 classes" in result.stderr
+    assert "input pipeline: 10 batches of 8" in result.stderr
     assert "forward/backward 1/1" in result.stderr
+
+
+def test_missing_imagenet_tars_is_one_clear_error(tmp_path):
+    result = run_main("--config=configs/imagenet.py", f"--config.data_dir={tmp_path}")
+    assert result.returncode == 1
+    assert "error: ImageNet (ILSVRC2012) is not prepared" in result.stderr
+    assert "--config.manual_dir" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_misspelt_override_fails():
