@@ -173,16 +173,6 @@ def pca_lighting(image: tf.Tensor, alpha: tf.Tensor, stats: ColorStats) -> tf.Te
 # Geometry (tf, one image (H, W, 3) float32 in [0, 1])
 
 
-def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Bilinear (antialiased when shrinking) resize so that min(H, W) == size."""
-    shape = tf.shape(image)
-    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    scale = size / tf.minimum(height, width)
-    new_size = tf.cast(tf.round(tf.stack([height * scale, width * scale])), tf.int32)
-    new_size = tf.maximum(new_size, size)
-    return tf.image.resize(image, new_size, method="bilinear", antialias=True)
-
-
 def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
     shape = tf.shape(image)
     top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
@@ -190,13 +180,27 @@ def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
-    """The paper's once-per-image step: shorter side to resize_size, central square crop."""
-    image = tf.cond(
-        tf.reduce_all(tf.shape(image)[:2] == resize_size),
-        lambda: image,
-        lambda: resize_shorter_side(image, resize_size),
+    """The paper's once-per-image step: the central square of the shorter side, resized to resize_size.
+
+    Same region as "shorter side to resize_size, then central crop", but the
+    crop comes first so the discarded pixels are never resized. Bilinear,
+    antialiased only when shrinking more than 2x (at milder shrinks
+    antialiasing costs 6x the time and changes little). Any dtype in,
+    float32 out, in the input's value range.
+    """
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    square = tf.cast(tf.slice(image, [(shape[0] - side) // 2, (shape[1] - side) // 2, 0], [side, side, 3]), tf.float32)
+    target = [resize_size, resize_size]
+    return tf.cond(
+        side == resize_size,
+        lambda: square,
+        lambda: tf.cond(
+            side > 2 * resize_size,
+            lambda: tf.image.resize(square, target, method="bilinear", antialias=True),
+            lambda: tf.image.resize(square, target, method="bilinear", antialias=False),
+        ),
     )
-    return center_crop(image, resize_size)
 
 
 def random_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
@@ -332,7 +336,7 @@ def _tfds_arrays(builder, split: str, resize_size: int) -> ArraySource:
     first = next(iter(dataset.take(1)))
     if tuple(first["image"].shape[:2]) != (resize_size, resize_size):
         dataset = dataset.map(
-            lambda ex: {"image": tf.cast(tf.round(tf.clip_by_value(base_image(tf.cast(ex["image"], tf.float32), resize_size), 0, 255)), tf.uint8), "label": ex["label"]},
+            lambda ex: {"image": tf.cast(tf.round(tf.clip_by_value(base_image(ex["image"], resize_size), 0, 255)), tf.uint8), "label": ex["label"]},
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     arrays = tfds.as_numpy(dataset.batch(4096))
@@ -468,7 +472,7 @@ def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000)
     """Up to `limit` evenly spaced training images, through the once-only resize: for colour statistics."""
     indices = np.linspace(0, len(source) - 1, min(limit, len(source))).astype(np.int64)
     dataset = tf.data.Dataset.from_tensor_slices(indices).map(
-        lambda i: tf.cast(tf.round(base_image(tf.cast(source.lookup(i)[0], tf.float32), resize_size)), tf.uint8),
+        lambda i: tf.cast(tf.round(base_image(source.lookup(i)[0], resize_size)), tf.uint8),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return np.stack(list(dataset.as_numpy_iterator()))
@@ -499,13 +503,13 @@ def load_data(config: InputConfig) -> Data:
 def _process_train(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
     """One training image, uint8 (H, W, 3) -> normalized float32 (S, S, 3), randomness from `seed`."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
-    image = tf.cast(image_uint8, tf.float32) / 255.0
     size, augment = config.image_size, config.train_augment
+    # Geometry first, on the original values: fewer pixels to convert.
     if augment == "inception":
-        image = random_resized_crop(image, size, seeds[0])
+        image = random_resized_crop(tf.cast(image_uint8, tf.float32), size, seeds[0]) / 255.0
         image = color_jitter(image, seeds[2])
     else:
-        image = base_image(image, config.resize_size)
+        image = base_image(image_uint8, config.resize_size) / 255.0
         if augment == "paper":
             image = random_crop(image, size, seeds[0])
         elif augment == "pad_crop":
@@ -521,7 +525,7 @@ def _process_train(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig,
 
 
 def _process_eval(image_uint8: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
-    image = base_image(tf.cast(image_uint8, tf.float32) / 255.0, config.resize_size)
+    image = base_image(image_uint8, config.resize_size) / 255.0
     if config.eval_crop == "ten_crop":
         return normalize(ten_crops(image, config.image_size), stats)
     return normalize(center_crop(image, config.image_size), stats)

@@ -138,13 +138,19 @@ def test_ten_crops_are_the_corners_centre_and_mirrors():
         np.testing.assert_array_equal(crop, reference)
 
 
-def test_base_image_resizes_shorter_side_and_crops_the_centre():
-    image = tf.constant(photos()[0].astype(np.float32) / 255)  # 427 x 640
-    base = ip.base_image(image, 256).numpy()
-    assert base.shape == (256, 256, 3)
-    resized = ip.resize_shorter_side(image, 256).numpy()
-    assert resized.shape == (256, 384, 3)  # 640 * 256 / 427 = 383.7
-    np.testing.assert_array_equal(base, resized[:, 64:320])
+def test_base_image_is_the_central_square_resized():
+    photo = photos()[0]  # 427 x 640: the central square is columns 106..532
+    square = photo[:, 106:533].astype(np.float32)
+    base = ip.base_image(tf.constant(photo), 256).numpy()
+    assert base.shape == (256, 256, 3) and base.dtype == np.float32
+    np.testing.assert_allclose(base, tf.image.resize(square, [256, 256]).numpy(), atol=1e-3)
+    # Shrinking 1-pixel stripes 3x: antialiased to nearly flat grey, not aliased stripes.
+    stripes = np.zeros((768, 768, 3), np.uint8)
+    stripes[:, ::2] = 255
+    shrunk = ip.base_image(tf.constant(stripes), 256).numpy()
+    assert abs(shrunk.mean() - 127.5) < 3 and shrunk.std() < 15
+    # Already the right size: untouched.
+    np.testing.assert_array_equal(ip.base_image(tf.constant(photo[:256, :256]), 256).numpy(), photo[:256, :256])
 
 
 def test_pca_lighting_is_the_papers_formula():
