@@ -621,10 +621,14 @@ def train_dataset(
 def _streamed_train_examples(source: TfdsSource, config, global_batch_size, start_step, index, count):
     """Per-epoch shuffled TFRecord stream of this process's files; resumes inside an epoch."""
     builder = source.builder
-    files = [os.fspath(p) for p in builder.info.splits[source.split].filepaths]
-    files = files[index::count] or files
+    split = builder.info.splits[source.split]
+    files = [os.fspath(p) for p in split.filepaths]
+    lengths = list(split.shard_lengths)
+    if len(files) >= count:  # each process reads every count-th file
+        files, lengths = files[index::count], lengths[index::count]
+    # else: fewer files than processes (tiny data sets): every process reads all of them.
     features = builder.info.features
-    per_process_examples = max(1, source.num_examples // count)
+    per_process_examples = sum(lengths)  # one epoch of this process's files
     first = start_step * (global_batch_size // count)
     start_epoch, skip = divmod(first, per_process_examples)
     seed = config.seed

@@ -248,6 +248,12 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
     labels = np.concatenate([b["label"] for b in train])  # one epoch
     assert sorted(data.class_names[label] for label in labels) == sorted(SYNSETS * 2)
 
+    # Streamed from TFRecords, the stream still resumes exactly (here across epochs).
+    full = batches(ip.train_dataset(data, config, 3, process_index=0, process_count=1), 6)
+    resumed = batches(ip.train_dataset(data, config, 3, start_step=4, process_index=0, process_count=1), 2)
+    for a, b in zip(full[4:], resumed):
+        np.testing.assert_array_equal(a["image"], b["image"])
+
     dataset, num_batches = ip.eval_dataset(data, config, 3, process_index=0, process_count=1)
     result = batches(dataset)
     assert num_batches == len(result) == 2
