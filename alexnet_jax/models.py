@@ -229,27 +229,28 @@ def merge_towers(x: jnp.ndarray) -> jnp.ndarray:
     return merged.reshape(merged.shape[:-2] + (-1,))
 
 
-TowerMap = Callable[[Callable[..., jnp.ndarray], Sequence[jnp.ndarray], Sequence[jnp.ndarray]], jnp.ndarray]
+TowerMap = Callable[[Callable[..., jnp.ndarray], tuple, jnp.ndarray, bool], jnp.ndarray]
 
 
-def loop_over_towers(fn, tower_args, shared_args):
-    """Default `tower_map`: `fn(*tower_args[t], *shared_args)` for each tower t, stacked on axis 0.
+def loop_over_towers(fn, tower_params, x, x_per_tower):
+    """Default `tower_map`: `fn(*params[t], x[t] or x)` for each tower t, stacked on a new axis 0.
 
-    Each tower gets its own plain convolution; on one device XLA runs them one
-    after the other.
+    tower_params: arrays with a leading tower axis; x: (towers, N, ...) when
+    `x_per_tower`, else (N, ...) seen by every tower. Each tower gets its own
+    plain convolution; on one device XLA runs them one after the other.
     """
-    num_towers = tower_args[0].shape[0]
-    return jnp.stack([fn(*(a[t] for a in tower_args), *shared_args) for t in range(num_towers)])
+    num_towers = tower_params[0].shape[0]
+    return jnp.stack([fn(*(p[t] for p in tower_params), x[t] if x_per_tower else x) for t in range(num_towers)])
 
 
-def vmap_over_towers(fn, tower_args, shared_args):
+def vmap_over_towers(fn, tower_params, x, x_per_tower):
     """`tower_map` through `jax.vmap`: XLA turns the batched convs into grouped convs.
 
     Same result as `loop_over_towers`; kept to measure and test the grouped
     formulation against, not for training.
     """
-    in_axes = (0,) * len(tower_args) + (None,) * len(shared_args)
-    return jax.vmap(fn, in_axes=in_axes)(*tower_args, *shared_args)
+    in_axes = (0,) * len(tower_params) + (0 if x_per_tower else None,)
+    return jax.vmap(fn, in_axes=in_axes)(*tower_params, x)
 
 
 # --------------------------------------------------------------------------
@@ -327,9 +328,7 @@ class TowerConv(nn.Module):
 
         if towers == 1:
             return conv(kernel, bias, x)
-        if layer.within_tower:
-            return self.tower_map(conv, (kernel, bias, x), ())
-        return self.tower_map(conv, (kernel, bias), (x,))
+        return self.tower_map(conv, (kernel, bias), x, layer.within_tower)
 
 
 class TowerDense(nn.Module):
@@ -412,7 +411,11 @@ class AlexNet(nn.Module):
       dtype: compute dtype (e.g. jnp.bfloat16); parameters stay in
         `param_dtype`, LRN runs in float32 internally, logits are float32.
       tower_map: how per-tower convolutions are applied (`loop_over_towers`
-        by default).
+        by default; `alexnet_jax.sharding` supplies one that keeps each tower
+        on its own devices).
+      merged_constraint: applied to activations where the towers' maps are
+        merged (in front of conv3, fc6, fc7); the sharded step uses it to pin
+        them to the batch sharding, so the exchange happens exactly there.
 
     With train=True and normalization='batchnorm', call `apply` with
     `mutable=['batch_stats']`. Activations are recorded with `sow` in the
@@ -438,6 +441,7 @@ class AlexNet(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     tower_map: TowerMap = loop_over_towers
+    merged_constraint: Callable[[jnp.ndarray], jnp.ndarray] | None = None
 
     @property
     def architecture(self) -> Architecture:
@@ -474,7 +478,10 @@ class AlexNet(nn.Module):
         activation = ACTIVATIONS[self.activation]
         window, stride = POOLINGS[self.pooling]
         # After a tower layer (towers > 1) activations carry a leading tower axis.
-        merged = lambda a: merge_towers(a) if towers > 1 else a  # noqa: E731
+        constrain = self.merged_constraint or (lambda a: a)
+
+        def merged(a):
+            return constrain(merge_towers(a)) if towers > 1 else a
 
         def lrn(a):
             return local_response_norm(

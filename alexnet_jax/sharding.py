@@ -1,0 +1,144 @@
+"""The ('data', 'model') device mesh and where every array lives on it.
+
+The paper split AlexNet over two GPUs: each held one tower (half the kernels
+of every layer), and the towers exchanged activations only at conv3, fc6,
+fc7 and fc8. Here the mesh's 'model' axis plays the two GPUs and the 'data'
+axis adds data parallelism on top:
+
+    mesh (data=2, model=2)            model 0           model 1
+                                  +---------------+ +---------------+
+    data 0: images 0..B/2-1 ----> | tower 0       | | tower 1       |
+                                  | conv1 LRN pool| | conv1 LRN pool|
+                                  | conv2 LRN pool| | conv2 LRN pool|
+                                  +-------+-------+ +-------+-------+
+                                          +---- exchange ---+    conv3 input
+                                  | conv3 conv4   | | conv3 conv4   |
+                                  | conv5 pool    | | conv5 pool    |
+                                          +---- exchange ---+    fc6, fc7, fc8 inputs
+    data 1: images B/2..B-1: the same on the next two devices.
+
+Parameters carry logical axis names (models.py); `LOGICAL_RULES` maps the
+tower axis to 'model' and replicates everything else. Within-tower
+convolutions run inside a `jax.shard_map` that is manual over both mesh
+axes, so each device applies plain convolutions to its own tower and batch
+shard: no collective over 'model' (a grouped convolution or `vmap` over
+towers would be all-gathered by XLA's partitioner, see PLATFORM notes in the
+README). Merged activations are pinned to the batch sharding, which is where
+XLA inserts the exchange.
+
+Nothing outside this module knows the mesh axis names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from alexnet_jax.models import loop_over_towers
+
+MESH_AXES = ("data", "model")
+LOGICAL_RULES = (
+    ("tower", "model"),
+    ("height", None),
+    ("width", None),
+    ("conv_in", None),
+    ("conv_out", None),
+    ("mlp_in", None),
+    ("mlp_out", None),
+)
+
+
+class MeshError(ValueError):
+    """The requested mesh does not fit the devices; the message says what would."""
+
+
+def create_mesh(mesh_shape, devices=None) -> Mesh:
+    """A ('data', 'model') mesh; one entry of `mesh_shape` may be -1 (all remaining devices).
+
+    (-1, 1): pure data parallelism. (-1, 2): the paper's two-tower split,
+    each data shard's two towers on neighbouring devices (the same host when
+    the topology allows).
+    """
+    devices = jax.devices() if devices is None else devices
+    shape = [int(n) for n in mesh_shape]
+    count = len(devices)
+    if len(shape) != 2 or shape.count(-1) > 1 or any(n == 0 or n < -1 for n in shape):
+        raise MeshError(f"mesh_shape must be (data, model) with positive sizes and at most one -1, got {tuple(mesh_shape)}.")
+    known = math.prod(n for n in shape if n != -1)
+    if -1 in shape:
+        if count % known:
+            raise MeshError(f"mesh_shape {tuple(mesh_shape)} needs a multiple of {known} devices; there are {count}.")
+        shape[shape.index(-1)] = count // known
+    if math.prod(shape) != count:
+        raise MeshError(
+            f"mesh_shape {tuple(mesh_shape)} has {math.prod(shape)} devices but there are {count}; "
+            f"use e.g. (-1, 1) or (-1, 2)."
+        )
+    return jax.make_mesh(tuple(shape), MESH_AXES, axis_types=(AxisType.Auto,) * 2, devices=devices)
+
+
+def logical_shardings(mesh: Mesh, boxed_tree) -> Any:
+    """NamedShardings for a tree whose leaves carry logical axis names (nn.LogicallyPartitioned)."""
+    specs = nn.get_partition_spec(boxed_tree)
+    return nn.logical_to_mesh_sharding(specs, mesh, LOGICAL_RULES)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Leading (batch) axis split over 'data', replicated over 'model'."""
+    return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def sharded_tower_map(mesh: Mesh):
+    """A `tower_map` placing tower t on 'model' index t (or both towers locally when 'model' has size 1).
+
+    Inside a shard_map manual over both axes every device sees its own
+    tower(s) and batch shard and runs plain convolutions on them.
+    """
+
+    def tower_map(fn, tower_params, x, x_per_tower):
+        param_specs = tuple(P("model") for _ in tower_params)
+        x_spec = P("model", "data") if x_per_tower else P("data")
+
+        def local(*args):
+            *params, x_local = args
+            return loop_over_towers(fn, tuple(params), x_local, x_per_tower)
+
+        return jax.shard_map(
+            local, mesh=mesh, in_specs=param_specs + (x_spec,), out_specs=P("model", "data"), check_vma=False
+        )(*tower_params, x)
+
+    return tower_map
+
+
+def merged_constraint(mesh: Mesh):
+    """Pins merged (N, ...) activations to the batch sharding: the towers' exchange point."""
+    sharding = batch_sharding(mesh)
+    return lambda x: jax.lax.with_sharding_constraint(x, sharding)
+
+
+def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """This process's rows of a global batch -> global arrays sharded over 'data'."""
+    sharding = batch_sharding(mesh)
+    return {
+        key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+        for key, value in batch.items()
+    }
+
+
+def to_host(tree) -> Any:
+    """Fetches a (possibly multi-process) tree of arrays to host numpy."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
