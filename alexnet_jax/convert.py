@@ -41,6 +41,9 @@ def _to_numpy(value) -> np.ndarray:
 
 def _split_layers(state_dict: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(weight key, bias key) pairs of conv and linear layers, in order of appearance."""
+    for key in state_dict:
+        if key.endswith("bias") and key[: -len("bias")] + "weight" not in state_dict:
+            raise ValueError(f"State dict has {key!r} but no weight {key[: -len('bias')] + 'weight'!r}.")
     convs, linears, used = [], [], set()
     for key, value in state_dict.items():
         if not key.endswith("weight") or np.ndim(value) not in (2, 4):
@@ -58,6 +61,19 @@ def _split_layers(state_dict: Mapping[str, Any]) -> tuple[list[tuple[str, str]],
             "cannot be imported; pass a plain AlexNet state dict."
         )
     return convs, linears
+
+
+def _expected_torch_shapes(arch, towers: int) -> str:
+    """The torch weight shapes of a variant at its own image size, for error messages."""
+    shapes, in_channels = [], 3
+    for layer in arch.convs:
+        group_in = in_channels // towers if layer.within_tower else in_channels
+        shapes.append((layer.features, group_in, layer.kernel_size, layer.kernel_size))
+        in_channels = layer.features
+    side = arch.pooled_size or {224: 6, 32: 3}.get(arch.image_size, 0)
+    widths = [in_channels * side * side, *arch.hidden_features, "classes"]
+    shapes += [(out, inp) for inp, out in zip(widths[:-1], widths[1:])]
+    return ", ".join(str(shape).replace("'", "") for shape in shapes)
 
 
 def torch_state_dict_to_flax(
@@ -97,7 +113,8 @@ def torch_state_dict_to_flax(
     if len(convs) != len(arch.convs) or len(linears) != len(arch.hidden_features) + 1:
         raise ValueError(
             f"AlexNet(variant={variant!r}) needs {len(arch.convs)} conv weights (4-D) followed by "
-            f"{len(arch.hidden_features) + 1} linear weights (2-D); the state dict has conv weights "
+            f"{len(arch.hidden_features) + 1} linear weights (2-D), in torch layout "
+            f"{_expected_torch_shapes(arch, towers or arch.towers)}; the state dict has conv weights "
             f"{[k for k, _ in convs]} and linear weights {[k for k, _ in linears]}."
         )
     if num_classes is None:

@@ -75,6 +75,7 @@ __all__ = [
     "merge_towers",
     "adaptive_avg_pool",
     "count_params",
+    "minimum_image_size",
 ]
 
 
@@ -445,6 +446,7 @@ class AlexNet(nn.Module):
 
     @property
     def architecture(self) -> Architecture:
+        """The variant's row of `VARIANTS` (ValueError listing the variants if unknown)."""
         return VARIANTS[_choose("model variant", self.variant, tuple(VARIANTS))]
 
     def resolved(self) -> dict[str, Any]:
@@ -455,7 +457,7 @@ class AlexNet(nn.Module):
         if not isinstance(towers, int) or towers < 1 or any(w % towers for w in widths):
             raise ValueError(
                 f"towers={towers!r} does not divide the layer widths of variant {self.variant!r} "
-                f"({', '.join(map(str, widths))}); use 1 or 2."
+                f"({', '.join(map(str, widths))}); use a divisor of all of them, e.g. 1 or 2."
             )
         normalization = arch.normalization if self.normalization is None else self.normalization
         init = arch.init_scheme if self.init_scheme is None else self.init_scheme
@@ -475,8 +477,15 @@ class AlexNet(nn.Module):
         arch = self.architecture
         settings = self.resolved()
         towers, normalization, init = settings["towers"], settings["normalization"], settings["init_scheme"]
-        activation = ACTIVATIONS[self.activation]
         window, stride = POOLINGS[self.pooling]
+        if min(images.shape[1:3]) < minimum_image_size(arch, window, stride):
+            raise ValueError(
+                f"Images of {images.shape[1]}x{images.shape[2]} are too small for AlexNet(variant={self.variant!r}, "
+                f"pooling={self.pooling!r}): the feature maps vanish. Use at least "
+                f"{minimum_image_size(arch, window, stride)}x{minimum_image_size(arch, window, stride)} "
+                f"(the variant is made for {arch.image_size}x{arch.image_size})."
+            )
+        activation = ACTIVATIONS[self.activation]
         # After a tower layer (towers > 1) activations carry a leading tower axis.
         constrain = self.merged_constraint or (lambda a: a)
 
@@ -494,6 +503,7 @@ class AlexNet(nn.Module):
                 x = merged(x)  # the towers exchange activations here (conv3)
             x = TowerConv(layer, towers, init, self.dtype, self.param_dtype, self.tower_map, name=layer.name)(x)
             if normalization == "batchnorm":
+                bn_axes = ("tower", "conv_out") if towers > 1 else ("conv_out",)
                 x = nn.BatchNorm(
                     use_running_average=not train,
                     axis=(0, -1) if towers > 1 else -1,  # per tower, per channel
@@ -501,6 +511,8 @@ class AlexNet(nn.Module):
                     epsilon=1e-5,
                     dtype=self.dtype,
                     param_dtype=self.param_dtype,
+                    scale_init=nn.with_logical_partitioning(nn.initializers.ones, bn_axes),
+                    bias_init=nn.with_logical_partitioning(nn.initializers.zeros, bn_axes),
                     name=f"bn{index}",
                 )(x)
             x = activation(x)
@@ -538,6 +550,24 @@ class AlexNet(nn.Module):
             self.num_classes, True, 0.0, towers, init, self.dtype, self.param_dtype, name=f"fc{len(arch.hidden_features) + 6}"
         )(x)
         return logits.astype(jnp.float32)
+
+
+def minimum_image_size(arch: Architecture, pool_window: int, pool_stride: int) -> int:
+    """Smallest square input whose feature maps stay at least 1x1 through every conv and pool."""
+
+    def final_size(size: int) -> int:
+        for layer in arch.convs:
+            size = (size + 2 * layer.padding - layer.kernel_size) // layer.stride + 1
+            if layer.pool and size >= pool_window:
+                size = (size - pool_window) // pool_stride + 1
+            elif layer.pool:
+                return 0
+        return size
+
+    size = 1
+    while final_size(size) < 1:
+        size += 1
+    return size
 
 
 def count_params(params) -> int:

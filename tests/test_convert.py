@@ -64,10 +64,17 @@ def test_missing_bias_is_named():
         torch_state_dict_to_flax(state, "small")
 
 
+def test_missing_weight_is_named():
+    state = paper_alexnet(1000).state_dict()
+    del state["features.0.weight"]
+    with pytest.raises(ValueError, match=r"'features\.0\.bias' but no weight 'features\.0\.weight'"):
+        torch_state_dict_to_flax(state, "paper")
+
+
 def test_missing_layer_lists_what_was_found():
     state = small_alexnet(10).state_dict()
     del state["classifier.3.weight"], state["classifier.3.bias"]
-    with pytest.raises(ValueError, match=r"3 linear weights.*\['classifier\.0\.weight', 'classifier\.6\.weight'\]"):
+    with pytest.raises(ValueError, match=r"3 linear weights.*\(512, 1152\), \(512, 512\), \(classes, 512\).*\['classifier\.0\.weight', 'classifier\.6\.weight'\]"):
         torch_state_dict_to_flax(state, "small")
 
 

@@ -85,7 +85,7 @@ def test_channel_edges_see_a_clipped_window():
     np.testing.assert_allclose(out[0, 0, 0, 5], 50.0 / (1.0 + 1e-2 * 50.0**2), rtol=1e-6)
 
 
-def test_large_float32_inputs():
+def test_large_float32_activations_match_torch():
     x = activations((2, 3, 3, 16), scale=1e6)
     ours = np.asarray(local_response_norm(jnp.asarray(x)))
     assert np.isfinite(ours).all()

@@ -243,6 +243,32 @@ def test_dropout_placement_paper_vs_torchvision():
     np.testing.assert_allclose(out, np.broadcast_to(expected, out.shape), rtol=1e-5, atol=1e-6)
 
 
+def test_paper_dropout_is_on_fc6_fc7_outputs_at_rate_one_half():
+    model = AlexNet(1000, "paper")
+    x = jnp.asarray(images(2, 224))
+    params = nn.unbox(jax.jit(model.init)(jax.random.key(1), x[:1])["params"])
+    # Rate 1 zeroes fc7's output: only fc8's bias is left.
+    out = model.clone(dropout_rate=1.0).apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(0)})
+    np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape))
+    # The default rate: of fc6's positive outputs, about half are dropped and
+    # the rest scaled by 1 / (1 - 0.5) (inverted dropout).
+    rngs = {"dropout": jax.random.key(0)}
+    _, train = model.apply({"params": params}, x, train=True, rngs=rngs, mutable=["intermediates"])
+    _, evaluation = model.apply({"params": params}, x, mutable=["intermediates"])
+    trained = np.asarray(train["intermediates"]["fc6_act"][0])
+    clean = np.asarray(evaluation["intermediates"]["fc6_act"][0])
+    active = clean > 0
+    kept = trained[active] != 0
+    assert active.sum() > 1000 and abs(kept.mean() - 0.5) < 0.03
+    np.testing.assert_allclose(trained[active][kept], 2 * clean[active][kept], rtol=1e-5)
+
+
+def test_too_small_images_are_refused_with_the_minimum():
+    with pytest.raises(ValueError, match="at least 63x63"):
+        AlexNet(10, "owt").init(jax.random.key(0), jnp.zeros((1, 62, 62, 3)))
+    jax.eval_shape(AlexNet(10, "owt").init, jax.random.key(0), jnp.zeros((1, 63, 63, 3)))  # torchvision's minimum too
+
+
 def test_dropout_active_only_in_training():
     model = AlexNet(10, "small")
     x = jnp.asarray(images(4, 32))
@@ -310,13 +336,16 @@ def test_torch_init_matches_pytorch_default_bounds():
 # ---------------------------------------------------------------- dtypes and errors
 
 
-def test_bfloat16_compute_returns_float32_logits_close_to_float32():
-    model32 = AlexNet(10, "small")
+@pytest.mark.parametrize("towers", [1, 2])
+def test_bfloat16_compute_returns_float32_logits_close_to_float32(towers):
+    model32 = AlexNet(10, "small", towers=towers)
     x = jnp.asarray(images(4, 32))
     params = nn.unbox(model32.init(jax.random.key(0), x)["params"])
     logits32 = np.asarray(model32.apply({"params": params}, x))
-    logits16 = AlexNet(10, "small", dtype=jnp.bfloat16).apply({"params": params}, x)
+    logits16, state = model32.clone(dtype=jnp.bfloat16).apply({"params": params}, x, mutable=["intermediates"])
     assert logits16.dtype == jnp.float32
+    assert state["intermediates"]["conv1_act"][0].dtype == jnp.bfloat16  # computed in bfloat16
+    assert state["intermediates"]["fc7_act"][0].dtype == jnp.bfloat16
     assert np.abs(np.asarray(logits16) - logits32).max() < 0.05 * np.abs(logits32).max()
 
 

@@ -1,0 +1,376 @@
+"""Optimizers and learning-rate schedules: the paper's SGD rule and its relatives.
+
+The paper's update (Krizhevsky et al. 2012, section 5), for every weight w
+with gradient g of the batch loss:
+
+    v <- momentum * v - weight_decay * lr * w - lr * g
+    w <- w + v
+
+with momentum 0.9, weight decay 5e-4 and lr 0.01, divided by 10 "when the
+validation error stopped improving with the current learning rate", three
+times in all. `paper_sgd` is exactly this rule. The learning rate multiplies
+*inside* the momentum buffer, so after a drop the buffer still carries steps
+taken at the old rate. The common form, `optax.sgd(lr, momentum)` after
+`optax.add_decayed_weights(weight_decay)`, accumulates raw gradients and
+scales the whole buffer by the current rate: each drop then also shrinks all
+the momentum at once. The two agree step for step until the rate first
+changes (`create_optimizer('sgd', ...)` gives the common form).
+
+Every optimizer from `create_optimizer` is wrapped in
+`optax.inject_hyperparams`, so the training loop can read and change its
+hyperparameters between steps through `opt_state.hyperparams`:
+
+- `'learning_rate'`: the rate. Overwriting it works only when the optimizer
+  was built with a constant rate; with a schedule, optax recomputes it from the
+  schedule at every step and silently ignores the overwrite.
+- `'learning_rate_scale'` (1.0 at first): a multiplier on the rate, constant or
+  scheduled. This is how the host-side `PlateauSchedule` applies its drops:
+  `opt_state.hyperparams['learning_rate_scale'] = plateau.scale`; it composes
+  with a warmup schedule.
+
+Schedules (`make_schedule`) are step -> rate functions: `'constant'`, `'step'`
+(multiply by `step_factor` at fixed epochs), `'cosine'` (to 0 at the last
+step) and `'plateau'` (the constant base rate; `PlateauSchedule` supplies the
+drops), each with an optional linear warmup from 0 in front.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "PaperSgdState",
+    "paper_sgd",
+    "create_optimizer",
+    "make_schedule",
+    "PlateauSchedule",
+]
+
+OPTIMIZERS = ("paper_sgd", "sgd", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "plateau")
+
+ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+
+
+class PaperSgdState(NamedTuple):
+    """State of `paper_sgd`.
+
+    Attributes:
+      count: int32 scalar, the number of updates done so far (the step the
+        learning-rate schedule is evaluated at for the next update).
+      velocity: the momentum buffer v, a pytree shaped like the params.
+    """
+
+    count: jax.Array
+    velocity: Any
+
+
+def paper_sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> optax.GradientTransformation:
+    """The paper's SGD with momentum and weight decay, the rate inside the buffer.
+
+    Per parameter w with gradient g:
+        v <- momentum * v - weight_decay * lr * w - lr * g;   update = v
+    to be applied with `optax.apply_updates` (w <- w + v). Weight decay acts on
+    every parameter, biases included, as the paper's rule is written.
+
+    Args:
+      learning_rate: a float, or an optax schedule (step count -> rate); a
+        schedule is evaluated at the number of updates done so far, so the
+        first update uses `learning_rate(0)`. Also usable under
+        `optax.inject_hyperparams(paper_sgd)(learning_rate=...)`, which then
+        passes the current rate in as a scalar at every step.
+      momentum: the momentum coefficient (0.9 in the paper).
+      weight_decay: the weight-decay coefficient (5e-4 in the paper).
+
+    Returns:
+      An `optax.GradientTransformation` whose state is a `PaperSgdState` and
+      whose `update(grads, state, params)` requires `params` (same tree and
+      shapes as `grads`).
+    """
+
+    def init_fn(params):
+        return PaperSgdState(
+            count=jnp.zeros([], jnp.int32),
+            velocity=jax.tree.map(jnp.zeros_like, params),
+        )
+
+    def update_fn(grads, state, params=None):
+        if params is None:
+            raise ValueError(
+                "paper_sgd needs the current parameters for its weight-decay term "
+                "(v <- momentum*v - weight_decay*lr*w - lr*g): call "
+                "optimizer.update(grads, opt_state, params)."
+            )
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        velocity = jax.tree.map(
+            lambda v, g, w: (
+                momentum * v - (weight_decay * lr) * w - lr * g
+            ).astype(v.dtype),
+            state.velocity,
+            grads,
+            params,
+        )
+        return velocity, PaperSgdState(
+            count=optax.safe_increment(state.count), velocity=velocity
+        )
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _paper_sgd_scaled(learning_rate, momentum, weight_decay, learning_rate_scale=1.0):
+    return paper_sgd(learning_rate * learning_rate_scale, momentum, weight_decay)
+
+
+def _sgd_scaled(learning_rate, momentum, weight_decay, learning_rate_scale=1.0):
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay),
+        optax.sgd(learning_rate * learning_rate_scale, momentum),
+    )
+
+
+def _adamw_scaled(learning_rate, weight_decay, learning_rate_scale=1.0):
+    return optax.adamw(learning_rate * learning_rate_scale, weight_decay=weight_decay)
+
+
+def create_optimizer(
+    name: str,
+    learning_rate: ScalarOrSchedule,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> optax.GradientTransformation:
+    """An optimizer by name, with run-time adjustable hyperparameters.
+
+    Args:
+      name: one of `OPTIMIZERS`:
+        - `'paper_sgd'`: `paper_sgd`, the paper's exact rule;
+        - `'sgd'`: `optax.add_decayed_weights(weight_decay)` then
+          `optax.sgd(lr, momentum)`, the common form (the rate scales the
+          buffer after the trace; equal to `'paper_sgd'` until the rate changes);
+        - `'adamw'`: `optax.adamw(lr, weight_decay=weight_decay)` with optax's
+          default betas; `momentum` is not used.
+      learning_rate: a float or an optax schedule (see `make_schedule`).
+      momentum: the SGD momentum coefficient.
+      weight_decay: the weight-decay coefficient (decoupled for adamw).
+
+    Returns:
+      An `optax.inject_hyperparams` transformation: `opt_state.hyperparams` holds
+      `'learning_rate'`, `'learning_rate_scale'` (1.0), `'weight_decay'` and, for
+      the SGD variants, `'momentum'`, as scalars in the params' dtype. Overwrite
+      `'learning_rate_scale'` to apply plateau drops; overwriting
+      `'learning_rate'` has an effect only when `learning_rate` is a constant.
+
+    Raises:
+      ValueError: for an unknown `name`.
+    """
+    if name == "paper_sgd":
+        return optax.inject_hyperparams(_paper_sgd_scaled)(
+            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
+        )
+    if name == "sgd":
+        return optax.inject_hyperparams(_sgd_scaled)(
+            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
+        )
+    if name == "adamw":
+        return optax.inject_hyperparams(_adamw_scaled)(
+            learning_rate=learning_rate, weight_decay=weight_decay
+        )
+    raise ValueError(f"Unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}.")
+
+
+def make_schedule(
+    kind: str,
+    base_learning_rate: float,
+    steps_per_epoch: int,
+    total_steps: int,
+    warmup_epochs: float = 0.0,
+    step_epochs: Sequence[float] = (30, 60, 80),
+    step_factor: float = 0.1,
+) -> optax.Schedule:
+    """A learning-rate schedule: step count -> rate.
+
+    With W = round(warmup_epochs * steps_per_epoch) warmup steps, the rate is
+    `base_learning_rate * t / W` for steps t < W, then:
+    - `'constant'`: `base_learning_rate`;
+    - `'step'`: `base_learning_rate * step_factor ** k`, k the number of
+      `step_epochs` already reached; drops happen at step
+      round(epoch * steps_per_epoch), counted from the start of training
+      (warmup included), so epoch 30 means the 31st epoch starts lower;
+    - `'cosine'`: `base_learning_rate * (1 + cos(pi * (t - W) / (T - W))) / 2`,
+      T = `total_steps`, from the base rate after warmup to 0 at the last step;
+    - `'plateau'`: `base_learning_rate`; the drops are decided on the host by
+      `PlateauSchedule` and applied as the optimizer's `learning_rate_scale`.
+
+    Args:
+      kind: one of `SCHEDULES`.
+      base_learning_rate: the peak rate (0.01 in the paper).
+      steps_per_epoch: optimizer steps per epoch, > 0.
+      total_steps: steps in the whole run (used by `'cosine'`).
+      warmup_epochs: length of the linear warmup from 0, in epochs (may be
+        fractional); 0 for none.
+      step_epochs: for `'step'`, the epochs at which the rate is multiplied by
+        `step_factor`; each must lie after the warmup.
+      step_factor: for `'step'`, the factor at each drop.
+
+    Returns:
+      An optax schedule, usable under `jit` with an int32 step count.
+
+    Raises:
+      ValueError: for an unknown `kind` or inconsistent step counts.
+    """
+    if kind not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {kind!r}; valid kinds are {', '.join(SCHEDULES)}.")
+    if steps_per_epoch <= 0:
+        raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}.")
+    if warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}.")
+    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+
+    if kind in ("constant", "plateau"):
+        main = optax.constant_schedule(base_learning_rate)
+    elif kind == "step":
+        boundaries = {}
+        for epoch in step_epochs:
+            boundary = int(round(epoch * steps_per_epoch))
+            if boundary <= warmup_steps:
+                raise ValueError(
+                    f"step_epochs entry {epoch} falls inside the warmup of {warmup_epochs} "
+                    "epochs; make every step epoch larger than warmup_epochs."
+                )
+            # A repeated epoch drops twice, as listing it twice suggests.
+            shifted = boundary - warmup_steps
+            boundaries[shifted] = boundaries.get(shifted, 1.0) * step_factor
+        main = optax.piecewise_constant_schedule(base_learning_rate, boundaries)
+    else:  # cosine
+        if total_steps <= warmup_steps:
+            raise ValueError(
+                f"A cosine schedule needs total_steps ({total_steps}) larger than the "
+                f"warmup steps ({warmup_steps} = warmup_epochs * steps_per_epoch)."
+            )
+        main = optax.cosine_decay_schedule(base_learning_rate, total_steps - warmup_steps)
+
+    if warmup_steps == 0:
+        return main
+    warmup = optax.linear_schedule(0.0, base_learning_rate, warmup_steps)
+    return optax.join_schedules([warmup, main], [warmup_steps])
+
+
+class PlateauSchedule:
+    """Divide the rate by 10 when the validation error stops improving.
+
+    The paper: "divide the learning rate by 10 when the validation error rate
+    stopped improving with the current learning rate", three times before the
+    end. Decisions are made on the host, once per evaluation; the result is a
+    multiplier (`scale`) that the loop writes into the optimizer state
+    (`opt_state.hyperparams['learning_rate_scale'] = plateau.scale`).
+
+    Rule (the same as torch's `ReduceLROnPlateau(mode='min',
+    threshold_mode='abs', cooldown=0)`): an evaluation improves when its error
+    is below `best - min_delta`; otherwise it is a bad evaluation. When more
+    than `patience` bad evaluations come in a row, the scale is multiplied by
+    `factor` and the count of bad evaluations starts again from 0 (the best
+    error is kept). After `max_drops` drops nothing changes any more.
+
+    `patience` counts evaluations. The paper reasoned in epochs; with one
+    evaluation per epoch (the default loop) the two are the same, otherwise
+    scale `patience` by the evaluations per epoch.
+
+    Attributes:
+      best: the lowest validation error seen so far, None before the first.
+      bad_evals: evaluations since the last improvement or drop.
+      drops: drops done so far, 0 <= drops <= max_drops.
+    """
+
+    def __init__(
+        self,
+        patience: int = 2,
+        factor: float = 0.1,
+        max_drops: int = 3,
+        min_delta: float = 0.0,
+    ):
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0 evaluations, got {patience}.")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1) to lower the rate, got {factor}.")
+        if max_drops < 0:
+            raise ValueError(f"max_drops must be >= 0, got {max_drops}.")
+        if min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta}.")
+        self.patience = int(patience)
+        self.factor = float(factor)
+        self.max_drops = int(max_drops)
+        self.min_delta = float(min_delta)
+        self.best: float | None = None
+        self.bad_evals = 0
+        self.drops = 0
+
+    @property
+    def scale(self) -> float:
+        """The multiplier on the base rate now: `factor ** drops`."""
+        return self.factor**self.drops
+
+    def update(self, validation_error: float) -> bool:
+        """Record one evaluation's error; return True when the rate just dropped.
+
+        Args:
+          validation_error: a scalar error (lower is better), e.g. top-1 error.
+
+        Raises:
+          ValueError: if the error is NaN or infinite.
+        """
+        error = float(validation_error)
+        if not math.isfinite(error):
+            raise ValueError(f"validation_error must be a finite number, got {validation_error}.")
+        if self.best is None or error < self.best - self.min_delta:
+            self.best = error
+            self.bad_evals = 0
+            return False
+        self.bad_evals += 1
+        if self.bad_evals > self.patience and self.drops < self.max_drops:
+            self.drops += 1
+            self.bad_evals = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict:
+        """The decision state as a plain JSON-serialisable dict.
+
+        Returns:
+          `{'best': float or None, 'bad_evals': int, 'drops': int}`; the
+          hyperparameters (patience, factor, ...) come from the config, not from
+          here.
+        """
+        return {"best": self.best, "bad_evals": self.bad_evals, "drops": self.drops}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the state written by `state_dict` (e.g. from a checkpoint).
+
+        Raises:
+          ValueError: if keys are missing or `drops` exceeds `max_drops`.
+        """
+        expected = ("best", "bad_evals", "drops")
+        missing = [key for key in expected if key not in state]
+        if missing:
+            raise ValueError(
+                f"PlateauSchedule state is missing {missing}; expected the keys "
+                f"{list(expected)} as written by state_dict()."
+            )
+        drops = int(state["drops"])
+        if not 0 <= drops <= self.max_drops:
+            raise ValueError(
+                f"Saved drops={drops} is outside 0..max_drops={self.max_drops}; "
+                "was the checkpoint written with a different max_drops?"
+            )
+        self.best = None if state["best"] is None else float(state["best"])
+        self.bad_evals = int(state["bad_evals"])
+        self.drops = drops
