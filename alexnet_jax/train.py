@@ -1,0 +1,430 @@
+"""Training and evaluation: the train state, pure step functions, and the loop.
+
+`train_step(state, batch, dropout_key)` and `eval_step(members, batch)` are
+pure and jitted with named shardings (`alexnet_jax.sharding`). The loop in
+`train_and_evaluate` feeds global batches, logs a progress line and
+`<workdir>/metrics.jsonl` (plus TensorBoard events), evaluates exactly (padded,
+masked batches), applies the plateau schedule, and checkpoints with Orbax;
+rerunning the same command resumes from the latest checkpoint and gives the
+same parameters as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from alexnet_jax import checkpoints, input_pipeline, optim, sharding
+from alexnet_jax.models import AlexNet
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step and what to do."""
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training. Arrays only, so it shards and checkpoints as one tree."""
+
+    step: jax.Array  # int32 scalar: number of steps taken
+    params: Any
+    opt_state: Any
+    batch_stats: Any  # batch-norm running statistics ({} without batch norm)
+
+
+# ---------------------------------------------------------------------------
+# Model and optimizer from the config
+
+
+def create_model(config, mesh=None) -> AlexNet:
+    """The configured AlexNet; with a mesh, towers are placed on its 'model' axis."""
+    model = AlexNet(
+        num_classes=config.num_classes,
+        variant=config.model,
+        towers=config.towers,
+        normalization=config.normalization,
+        norm_position=config.norm_position,
+        pooling=config.pooling,
+        dropout_rate=config.dropout_rate,
+        activation=config.activation,
+        init_scheme=config.init_scheme,
+        dtype=jnp.bfloat16 if config.half_precision else jnp.float32,
+    )
+    if mesh is not None and model.resolved()["towers"] > 1:
+        model = model.clone(tower_map=sharding.sharded_tower_map(mesh), merged_constraint=sharding.merged_constraint(mesh))
+    return model
+
+
+def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
+    """(total steps, steps per epoch): `num_train_steps` when > 0, else `num_epochs` epochs."""
+    steps_per_epoch = max(1, num_train_examples // config.batch_size)
+    if config.num_train_steps > 0:
+        return int(config.num_train_steps), steps_per_epoch
+    return int(math.ceil(config.num_epochs * steps_per_epoch)), steps_per_epoch
+
+
+def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
+    schedule = optim.make_schedule(
+        config.schedule,
+        config.learning_rate,
+        steps_per_epoch,
+        total_steps,
+        warmup_epochs=config.warmup_epochs,
+        step_epochs=tuple(config.step_epochs),
+    )
+    return optim.create_optimizer(config.optimizer, schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+# ---------------------------------------------------------------------------
+# Pure step functions
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example softmax cross-entropy, (N, classes), (N,) -> (N,)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+def top_k_correct(scores: jax.Array, labels: jax.Array, k: int) -> jax.Array:
+    """(N,) bool: the label is among the k highest scores."""
+    kth = jnp.sort(scores, axis=-1)[:, -k][:, None]
+    label_score = jnp.take_along_axis(scores, labels[:, None], axis=-1)
+    return (label_score >= kth)[:, 0]
+
+
+def _variables(params, batch_stats) -> dict:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
+def train_step(state: TrainState, batch: dict, dropout_key: jax.Array, *, model: AlexNet, tx) -> tuple[TrainState, dict]:
+    """One SGD step. A step with a non-finite loss or gradient leaves the state unchanged.
+
+    batch: image (B, S, S, 3), label (B,). Dropout randomness is
+    `fold_in(dropout_key, step)`, so a resumed run repeats it exactly.
+    """
+    rng = jax.random.fold_in(dropout_key, state.step)
+
+    def loss_fn(params):
+        logits, updates = model.apply(
+            _variables(params, state.batch_stats), batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+        )
+        return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats
+    )
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # Keep the last good state on a non-finite step; the loop stops (or skips) on it.
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state.replace(step=state.step + 1))
+    hyper = opt_state.hyperparams
+    metrics = {
+        "loss": loss,
+        "top1_error": 1.0 - top_k_correct(logits, batch["label"], 1).mean(),
+        "top5_error": 1.0 - top_k_correct(logits, batch["label"], min(5, logits.shape[-1])).mean(),
+        "grad_norm": grad_norm,
+        "learning_rate": hyper["learning_rate"] * hyper["learning_rate_scale"],
+        "finite": finite,
+    }
+    return new_state, metrics
+
+
+def predict_probabilities(model: AlexNet, members: Sequence[tuple[Any, Any]], images: jax.Array) -> jax.Array:
+    """Softmax outputs averaged over crops and ensemble members.
+
+    images: (N, S, S, 3), or (N, C, S, S, 3) for C crops each (10-crop test);
+    members: (params, batch_stats) pairs, one per network. Returns (N, classes).
+    """
+    crops = images.shape[1] if images.ndim == 5 else 1
+    flat = images.reshape((-1,) + images.shape[-3:])
+    total = 0.0
+    for params, batch_stats in members:
+        logits = model.apply(_variables(params, batch_stats), flat, train=False)
+        probabilities = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+        total = total + probabilities.reshape(images.shape[0], crops, -1).mean(axis=1)
+    return total / len(members)
+
+
+def eval_step(members, batch: dict, *, model: AlexNet) -> dict:
+    """Sums over the real (mask=True) examples of a batch: loss, top-1/top-5 correct, count."""
+    probabilities = predict_probabilities(model, members, batch["image"])
+    mask = batch["mask"].astype(jnp.float32)
+    label_probability = jnp.take_along_axis(probabilities, batch["label"][:, None], axis=-1)[:, 0]
+    k = min(5, probabilities.shape[-1])
+    return {
+        "loss_sum": jnp.sum(-jnp.log(jnp.maximum(label_probability, 1e-12)) * mask),
+        "top1_correct": jnp.sum(top_k_correct(probabilities, batch["label"], 1) * mask),
+        "top5_correct": jnp.sum(top_k_correct(probabilities, batch["label"], k) * mask),
+        "count": jnp.sum(mask),
+    }
+
+
+# ---------------------------------------------------------------------------
+# State creation and sharding
+
+
+def _init_state(key, model, tx, image_size: int) -> TrainState:
+    variables = model.init({"params": key, "dropout": key}, jnp.zeros((1, image_size, image_size, 3)), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), batch_stats=variables.get("batch_stats", {})
+    )
+
+
+def state_shardings(model, tx, mesh, image_size: int, seed: int):
+    """(abstract unboxed TrainState, its NamedShardings): towers on 'model', the rest replicated."""
+    init = functools.partial(_init_state, model=model, tx=tx, image_size=image_size)
+    boxed = jax.eval_shape(init, jax.random.key(seed))
+    shardings = sharding.logical_shardings(mesh, boxed)
+    return nn.unbox(boxed), shardings, init
+
+
+def create_train_state(model, tx, mesh, image_size: int, seed: int) -> TrainState:
+    """A fresh state, initialised directly with its shardings (never whole on one device)."""
+    _, shardings, init = state_shardings(model, tx, mesh, image_size, seed)
+    return jax.jit(lambda key: nn.unbox(init(key)), out_shardings=shardings)(jax.random.key(seed))
+
+
+def compile_steps(model, tx, mesh, shardings):
+    """The jitted train and eval steps with their input/output shardings."""
+    batch = sharding.batch_sharding(mesh)
+    replicated = sharding.replicated(mesh)
+    p_train = jax.jit(
+        functools.partial(train_step, model=model, tx=tx),
+        in_shardings=(shardings, batch, replicated),
+        out_shardings=(shardings, replicated),
+        donate_argnums=(0,),
+    )
+    p_eval = jax.jit(functools.partial(eval_step, model=model), out_shardings=replicated)
+    return p_train, p_eval
+
+
+# ---------------------------------------------------------------------------
+# Logging
+
+
+class MetricsWriter:
+    """`<workdir>/metrics.jsonl` (one JSON object per event) and TensorBoard events; process 0 only."""
+
+    def __init__(self, workdir: str, enabled: bool):
+        self.enabled = enabled
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._tensorboard = None
+        if enabled:
+            import tensorflow as tf
+
+            self._tf = tf
+            self._tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        """Drops events after `step` (written by a run that died before its next checkpoint)."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        with open(self.path) as file:
+            kept = [line for line in file if line.strip() and json.loads(line).get("step", 0) <= step]
+        with open(self.path + ".tmp", "w") as file:
+            file.writelines(kept)
+        os.replace(self.path + ".tmp", self.path)
+
+    def write(self, step: int, metrics: dict) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), **{k: float(v) if not isinstance(v, str) else v for k, v in metrics.items()}}
+        with open(self.path, "a") as file:
+            file.write(json.dumps(record) + "\n")
+        with self._tensorboard.as_default(step=int(step)):
+            for name, value in record.items():
+                if name != "step" and not isinstance(value, str):
+                    self._tf.summary.scalar(name, value)
+        self._tensorboard.flush()
+
+
+def _format_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+
+
+def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict:
+    """Exact metrics over the whole evaluation split (every example counted once)."""
+    dataset, num_batches = input_pipeline.eval_dataset(data, input_config, batch_size)
+    totals = None
+    for host_batch in dataset.as_numpy_iterator():
+        sums = p_eval(members, sharding.host_batch_to_global(host_batch, mesh))
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    count = float(totals["count"])
+    return {
+        "val_loss": float(totals["loss_sum"]) / count,
+        "val_top1_error": 1.0 - float(totals["top1_correct"]) / count,
+        "val_top5_error": 1.0 - float(totals["top5_correct"]) / count,
+        "val_examples": count,
+    }
+
+
+# ---------------------------------------------------------------------------
+# The loop
+
+
+def _save_run_info(workdir: str, config, data) -> None:
+    """config.json and data.json: what predict and notebooks need to rebuild the model and preprocessing."""
+    if jax.process_index() != 0:
+        return
+    with open(os.path.join(workdir, "config.json"), "w") as file:
+        file.write(config.to_json_best_effort(indent=2))
+    info = {"class_names": list(data.class_names), "color_stats": {
+        "mean": data.color_stats.mean, "std": data.color_stats.std,
+        "eigval": data.color_stats.eigval, "eigvec": data.color_stats.eigvec}}
+    with open(os.path.join(workdir, "data.json"), "w") as file:
+        json.dump(info, file, indent=2)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the last metrics."""
+    os.makedirs(workdir, exist_ok=True)
+    mesh = sharding.create_mesh(config.mesh_shape)
+    input_config = input_pipeline.InputConfig.from_config(config)
+    data = input_pipeline.load_data(input_config)
+    if data.num_classes != config.num_classes:
+        raise input_pipeline.DataError(
+            f"{config.dataset} has {data.num_classes} classes but config.num_classes is {config.num_classes}; "
+            f"set --config.num_classes={data.num_classes}."
+        )
+    total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
+    model = create_model(config, mesh)
+    tx = create_optimizer(config, steps_per_epoch, total_steps)
+    abstract, shardings, _ = state_shardings(model, tx, mesh, config.image_size, config.seed)
+    p_train, p_eval = compile_steps(model, tx, mesh, shardings)
+    plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
+    writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
+    _save_run_info(workdir, config, data)
+
+    checkpointer = checkpoints.Checkpointer(
+        os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), max_to_keep=config.keep_checkpoints
+    )
+    latest = checkpointer.latest_step()
+    if latest is None:
+        state = create_train_state(model, tx, mesh, config.image_size, config.seed)
+        logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
+    else:
+        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+        state, metadata = checkpointer.restore(target, latest)
+        plateau.load_state_dict(metadata["plateau"])
+        writer.truncate_after(latest)
+        logging.info("resumed from the checkpoint at step %d of %d", latest, total_steps)
+
+    start_step = int(jax.device_get(state.step))
+    dropout_key = jax.device_put(jax.random.key(config.seed + 1), sharding.replicated(mesh))
+    scale_sharding = sharding.replicated(mesh)
+    batches = input_pipeline.train_dataset(data, input_config, config.batch_size, start_step=start_step).as_numpy_iterator()
+
+    def set_lr_scale(state):
+        hyper = dict(state.opt_state.hyperparams)
+        hyper["learning_rate_scale"] = jax.device_put(jnp.asarray(plateau.scale, hyper["learning_rate_scale"].dtype), scale_sharding)
+        return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+
+    state = set_lr_scale(state)
+    last_metrics: dict = {}
+    pending: list[tuple[int, dict]] = []
+    skipped = 0
+    timer_start, timer_step = time.perf_counter(), start_step
+
+    def check_pending() -> dict:
+        """Fetches the pending step metrics; stops on a non-finite step unless told to skip them."""
+        nonlocal skipped
+        fetched = jax.device_get(pending)
+        pending.clear()
+        for step, metrics in fetched:
+            if not metrics["finite"]:
+                if not config.skip_nonfinite_steps:
+                    raise TrainingError(
+                        f"Non-finite loss or gradient at step {step} (loss {float(metrics['loss'])}). The state of step "
+                        f"{step - 1} is kept and the last checkpoint is intact. Lower --config.learning_rate, or set "
+                        "--config.skip_nonfinite_steps=True to skip such batches."
+                    )
+                skipped += 1
+        return fetched[-1][1] if fetched else {}
+
+    for step in range(start_step + 1, total_steps + 1):
+        batch = sharding.host_batch_to_global(next(batches), mesh)
+        state, metrics = p_train(state, batch, dropout_key)
+        pending.append((step, metrics))
+        is_last = step == total_steps
+        log_now = step % config.log_every_steps == 0 or is_last
+        eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
+        checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or is_last
+        if not (log_now or eval_now or checkpoint_now):
+            continue
+        metrics = check_pending()
+        if log_now:
+            seconds = time.perf_counter() - timer_start
+            images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
+            eta = (total_steps - step) * seconds / max(step - timer_step, 1)
+            timer_start, timer_step = time.perf_counter(), step
+            record = {k: float(v) for k, v in metrics.items() if k != "finite"}
+            record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
+            writer.write(step, record)
+            logging.info(
+                "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
+                step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
+                record["learning_rate"], images_per_second, _format_seconds(eta),
+            )
+            last_metrics.update(record)
+        eval_metrics = None
+        if eval_now:
+            eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
+            if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
+                logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
+                state = set_lr_scale(state)
+            writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
+            logging.info(
+                "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
+                step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
+                eval_metrics["val_examples"],
+            )
+            last_metrics.update(eval_metrics)
+        if checkpoint_now:
+            checkpointer.save(step, state, {"plateau": plateau.state_dict(), "step": step}, metrics=eval_metrics)
+    checkpointer.close()
+    return last_metrics
+
+
+def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = ()) -> dict:
+    """Evaluates the latest checkpoint, or the ensemble of `steps` (softmax outputs averaged, as the paper's 5 CNNs)."""
+    mesh = sharding.create_mesh(config.mesh_shape)
+    input_config = input_pipeline.InputConfig.from_config(config)
+    data = input_pipeline.load_data(input_config)
+    total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
+    model = create_model(config, mesh)
+    tx = create_optimizer(config, steps_per_epoch, total_steps)
+    abstract, shardings, _ = state_shardings(model, tx, mesh, config.image_size, config.seed)
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    with checkpoints.Checkpointer(os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
+        chosen = list(steps) or [checkpointer.latest_step()]
+        if chosen == [None]:
+            raise FileNotFoundError(f"No checkpoint in {workdir}; train first (python main.py --workdir={workdir}).")
+        members = []
+        for step in chosen:
+            state, _ = checkpointer.restore(target, step)
+            members.append((state.params, state.batch_stats))
+    _, p_eval = compile_steps(model, tx, mesh, shardings)
+    metrics = evaluate(p_eval, tuple(members), data, input_config, mesh, config.batch_size)
+    logging.info("checkpoints %s: top-1 error %.4f  top-5 error %.4f  (%d examples, %s)", chosen,
+                 metrics["val_top1_error"], metrics["val_top5_error"], metrics["val_examples"], input_config.eval_crop)
+    return {**metrics, "steps": chosen}
