@@ -27,7 +27,7 @@ import optax
 from absl import logging
 
 from alexnet_jax import checkpoints, input_pipeline, optim, sharding
-from alexnet_jax.models import AlexNet
+from alexnet_jax.models import AlexNet, loop_over_towers
 
 
 class TrainingError(RuntimeError):
@@ -126,7 +126,7 @@ def train_step(state: TrainState, batch: dict, dropout_key: jax.Array, *, model:
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats
     )
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     # Keep the last good state on a non-finite step; the loop stops (or skips) on it.
     new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state.replace(step=state.step + 1))
@@ -177,6 +177,9 @@ def eval_step(members, batch: dict, *, model: AlexNet) -> dict:
 
 
 def _init_state(key, model, tx, image_size: int) -> TrainState:
+    # Initialised on one example: through the plain (unsharded) tower map; the
+    # caller's out_shardings place the result.
+    model = model.clone(tower_map=loop_over_towers, merged_constraint=None)
     variables = model.init({"params": key, "dropout": key}, jnp.zeros((1, image_size, image_size, 3)), train=False)
     params = variables["params"]
     return TrainState(
@@ -306,6 +309,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
             f"{config.dataset} has {data.num_classes} classes but config.num_classes is {config.num_classes}; "
             f"set --config.num_classes={data.num_classes}."
         )
+    data_shards = mesh.shape["data"]
+    if config.batch_size % data_shards:
+        raise input_pipeline.DataError(
+            f"The global batch size {config.batch_size} does not divide among {data_shards} data shards of mesh "
+            f"{dict(mesh.shape)}; use a multiple of {data_shards}."
+        )
     total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
     model = create_model(config, mesh)
     tx = create_optimizer(config, steps_per_epoch, total_steps)
@@ -361,47 +370,49 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 skipped += 1
         return fetched[-1][1] if fetched else {}
 
-    for step in range(start_step + 1, total_steps + 1):
-        batch = sharding.host_batch_to_global(next(batches), mesh)
-        state, metrics = p_train(state, batch, dropout_key)
-        pending.append((step, metrics))
-        is_last = step == total_steps
-        log_now = step % config.log_every_steps == 0 or is_last
-        eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
-        checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or is_last
-        if not (log_now or eval_now or checkpoint_now):
-            continue
-        metrics = check_pending()
-        if log_now:
-            seconds = time.perf_counter() - timer_start
-            images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
-            eta = (total_steps - step) * seconds / max(step - timer_step, 1)
-            timer_start, timer_step = time.perf_counter(), step
-            record = {k: float(v) for k, v in metrics.items() if k != "finite"}
-            record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
-            writer.write(step, record)
-            logging.info(
-                "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
-                step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
-                record["learning_rate"], images_per_second, _format_seconds(eta),
-            )
-            last_metrics.update(record)
-        eval_metrics = None
-        if eval_now:
-            eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
-            if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
-                logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
-                state = set_lr_scale(state)
-            writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
-            logging.info(
-                "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
-                step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
-                eval_metrics["val_examples"],
-            )
-            last_metrics.update(eval_metrics)
-        if checkpoint_now:
-            checkpointer.save(step, state, {"plateau": plateau.state_dict(), "step": step}, metrics=eval_metrics)
-    checkpointer.close()
+    try:
+        for step in range(start_step + 1, total_steps + 1):
+            batch = sharding.host_batch_to_global(next(batches), mesh)
+            state, metrics = p_train(state, batch, dropout_key)
+            pending.append((step, metrics))
+            is_last = step == total_steps
+            log_now = step % config.log_every_steps == 0 or is_last
+            eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
+            checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or is_last
+            if not (log_now or eval_now or checkpoint_now):
+                continue
+            metrics = check_pending()
+            if log_now:
+                seconds = time.perf_counter() - timer_start
+                images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
+                eta = (total_steps - step) * seconds / max(step - timer_step, 1)
+                timer_start, timer_step = time.perf_counter(), step
+                record = {k: float(v) for k, v in metrics.items() if k != "finite"}
+                record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
+                writer.write(step, record)
+                logging.info(
+                    "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
+                    step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
+                    record["learning_rate"], images_per_second, _format_seconds(eta),
+                )
+                last_metrics.update(record)
+            eval_metrics = None
+            if eval_now:
+                eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
+                if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
+                    logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
+                    state = set_lr_scale(state)
+                writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
+                logging.info(
+                    "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
+                    step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
+                    eval_metrics["val_examples"],
+                )
+                last_metrics.update(eval_metrics)
+            if checkpoint_now:
+                checkpointer.save(step, state, {"plateau": plateau.state_dict(), "step": step}, metrics=eval_metrics)
+    finally:
+        checkpointer.close()  # finishes pending writes, also when training stops on an error
     return last_metrics
 
 

@@ -1,16 +1,14 @@
 """Input pipelines: datasets end to end, augmentation geometry and PCA lighting against numpy."""
 
-import io
 import os
-import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from sklearn.datasets import load_sample_images
 
 from alexnet_jax import input_pipeline as ip
+from fake_data import SYNSETS, jpeg_bytes, photos, write_fake_imagenet
 
 DIGITS = dict(dataset="digits", image_size=32, resize_size=32, train_augment="pad_crop", color_stats="dataset")
 
@@ -24,15 +22,6 @@ def digits(tfds_data_dir):
 def batches(dataset, count=None):
     iterator = dataset.as_numpy_iterator()
     return [next(iterator) for _ in range(count)] if count else list(iterator)
-
-
-def photos():
-    """The two real 427x640 photos shipped with scikit-learn."""
-    return load_sample_images().images
-
-
-def jpeg_bytes(image: np.ndarray) -> bytes:
-    return tf.io.encode_jpeg(image, quality=95).numpy()
 
 
 # --------------------------------------------------------------------------- digits
@@ -208,32 +197,6 @@ def test_inception_augment_range_and_shape():
 
 
 # --------------------------------------------------------------------------- ImageNet
-
-
-SYNSETS = ["n01751748", "n09193705", "n02105855", "n04263257"]  # labels of val images 1-4
-
-
-def add_file(archive: tarfile.TarFile, name: str, payload: bytes):
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    archive.addfile(info, io.BytesIO(payload))
-
-
-def write_fake_imagenet(manual_dir):
-    """ILSVRC2012 tars in their real layout, holding crops of real photos."""
-    os.makedirs(manual_dir, exist_ok=True)
-    sources = photos()
-    crops = [sources[i % 2][20 * i : 20 * i + 300, 30 * i : 30 * i + 400] for i in range(8)]
-    with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_train.tar"), "w") as train:
-        for s, synset in enumerate(SYNSETS):
-            inner = io.BytesIO()
-            with tarfile.open(fileobj=inner, mode="w") as class_tar:
-                for k in range(2):
-                    add_file(class_tar, f"{synset}_{k + 1}.JPEG", jpeg_bytes(crops[2 * s + k]))
-            add_file(train, f"{synset}.tar", inner.getvalue())
-    with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_val.tar"), "w") as val:
-        for i in range(4):
-            add_file(val, f"ILSVRC2012_val_{i + 1:08d}.JPEG", jpeg_bytes(crops[i].transpose(1, 0, 2).copy()))
 
 
 def test_imagenet_prepares_from_the_users_tars(tmp_path):

@@ -1,0 +1,142 @@
+"""The training loop: resume, exact evaluation, 10-crop averaging, the NaN guard, ImageNet end to end."""
+
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from alexnet_jax import checkpoints, input_pipeline, sharding, train
+from alexnet_jax.models import AlexNet
+from configs import default, imagenet
+from fake_data import write_fake_imagenet
+
+
+def digits_config(tfds_data_dir, **overrides):
+    config = default.get_config()
+    config.data_dir = tfds_data_dir
+    config.batch_size = 32
+    config.warmup_epochs = 0.0
+    config.log_every_steps = 2
+    config.eval_every_steps = 0
+    config.checkpoint_every_steps = 3
+    config.mesh_shape = (-1, 1)
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def metric_steps(workdir, key):
+    with open(os.path.join(workdir, "metrics.jsonl")) as file:
+        return [record["step"] for record in map(json.loads, file) if key in record]
+
+
+def test_resume_is_bit_identical(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant")
+    train.train_and_evaluate(config, str(tmp_path / "straight"))
+
+    interrupted = digits_config(tfds_data_dir, num_train_steps=3, schedule="constant")
+    train.train_and_evaluate(interrupted, str(tmp_path / "resumed"))  # stops after step 3's checkpoint
+    train.train_and_evaluate(config, str(tmp_path / "resumed"))  # same command again: resumes at 3
+
+    straight = checkpoints.load_params(tmp_path / "straight")
+    resumed = checkpoints.load_params(tmp_path / "resumed")
+    jax.tree.map(np.testing.assert_array_equal, straight, resumed)
+    assert metric_steps(tmp_path / "resumed", "loss") == [2, 3, 4, 6]  # step 3 logged once, as the last step of run 1
+    assert metric_steps(tmp_path / "straight", "loss") == [2, 4, 6]
+
+
+def test_metrics_after_the_checkpoint_are_replaced_on_resume(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=4, schedule="constant", checkpoint_every_steps=2)
+    workdir = str(tmp_path)
+    train.train_and_evaluate(config, workdir)
+    # A run that died after logging step 5 but before its next checkpoint:
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as file:
+        file.write(json.dumps({"step": 5, "loss": 9.9}) + "\n")
+    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=6, schedule="constant", checkpoint_every_steps=2), workdir)
+    assert metric_steps(workdir, "loss") == [2, 4, 6]
+
+
+def test_eval_counts_every_example_once(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=2, eval_every_steps=2, batch_size=64)  # 360 = 5 * 64 + 40
+    metrics = train.train_and_evaluate(config, str(tmp_path))
+    assert metrics["val_examples"] == 360
+    errors = metrics["val_top1_error"] * 360
+    assert abs(errors - round(errors)) < 1e-6  # a whole number of mistakes out of 360
+
+
+def test_ten_crop_eval_averages_softmax_over_crops():
+    model = AlexNet(7, "small", dropout_rate=0.0)
+    rng = np.random.default_rng(0)
+    crops = rng.normal(size=(3, 10, 32, 32, 3)).astype(np.float32)
+    labels = np.array([1, 4, 6], np.int32)
+    params = model.init(jax.random.key(0), crops[:, 0])["params"]
+    params = nn.unbox(params)
+    batch = {"image": jnp.asarray(crops), "label": jnp.asarray(labels), "mask": jnp.array([True, True, False])}
+    sums = train.eval_step(((params, {}),), batch, model=model)
+
+    # numpy: softmax of each crop's logits, averaged over the 10 crops
+    logits = np.stack([np.asarray(model.apply({"params": params}, jnp.asarray(crops[:, c]))) for c in range(10)], 1)
+    exp = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = (exp / exp.sum(-1, keepdims=True)).mean(1)  # (3, 7)
+    real = slice(0, 2)  # the third example is padding
+    label_probs = probs[np.arange(2), labels[:2]]
+    np.testing.assert_allclose(float(sums["loss_sum"]), -np.log(label_probs).sum(), rtol=1e-5)
+    assert float(sums["top1_correct"]) == (probs[real].argmax(-1) == labels[real]).sum()
+    top5 = np.argsort(-probs[real], -1)[:, :5]
+    assert float(sums["top5_correct"]) == sum(labels[i] in top5[i] for i in range(2))
+    assert float(sums["count"]) == 2
+
+
+def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant")
+    train.train_and_evaluate(config, str(tmp_path))
+    single = train.evaluate_checkpoints(config, str(tmp_path), [6])
+    ensemble = train.evaluate_checkpoints(config, str(tmp_path), [3, 6])
+    assert ensemble["steps"] == [3, 6] and ensemble["val_examples"] == 360
+    assert ensemble["val_loss"] != single["val_loss"]
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=12, schedule="constant", learning_rate=1e12, log_every_steps=1,
+                           checkpoint_every_steps=1, optimizer="sgd")
+    with pytest.raises(train.TrainingError, match=r"Non-finite loss or gradient at step (\d+)") as error:
+        train.train_and_evaluate(config, str(tmp_path))
+    bad_step = int(error.value.args[0].split("at step ")[1].split(" ")[0])
+    steps = checkpoints.Checkpointer(tmp_path / "checkpoints").all_steps()
+    assert steps and max(steps) == bad_step - 1  # nothing saved from the bad step on
+    params = checkpoints.load_params(tmp_path)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+def test_non_finite_steps_can_be_skipped_and_counted(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant", learning_rate=1e12, optimizer="sgd",
+                           skip_nonfinite_steps=True, log_every_steps=6)
+    metrics = train.train_and_evaluate(config, str(tmp_path))
+    assert metrics["skipped_steps"] >= 1
+
+
+def test_imagenet_config_trains_on_fake_tars_with_two_towers(tmp_path):
+    write_fake_imagenet(tmp_path / "manual")
+    config = imagenet.get_config()
+    config.data_dir = str(tmp_path / "tfds")
+    config.manual_dir = str(tmp_path / "manual")
+    config.mesh_shape = (-1, 2)
+    config.batch_size = 8
+    config.num_train_steps = 2
+    config.log_every_steps = 1
+    config.eval_every_steps = 2
+    config.checkpoint_every_steps = 2
+    metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert metrics["val_examples"] == 4 and np.isfinite(metrics["loss"])
+    params = checkpoints.load_params(tmp_path / "run")
+    assert params["conv2"]["kernel"].shape == (2, 5, 5, 48, 128)
+
+
+def test_batch_must_divide_over_data_shards(tfds_data_dir, tmp_path):
+    config = digits_config(tfds_data_dir, num_train_steps=1, batch_size=12, mesh_shape=(8, 1))
+    with pytest.raises(input_pipeline.DataError, match="batch size 12 does not divide among 8 data shards"):
+        train.train_and_evaluate(config, str(tmp_path))
