@@ -500,7 +500,7 @@ def load_data(config: InputConfig) -> Data:
 # Per-example processing
 
 
-def _process_train(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
+def train_image(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
     """One training image, uint8 (H, W, 3) -> normalized float32 (S, S, 3), randomness from `seed`."""
     seeds = tf.random.experimental.stateless_split(seed, 5)
     size, augment = config.image_size, config.train_augment
@@ -524,7 +524,7 @@ def _process_train(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig,
     return normalize(image, stats)
 
 
-def _process_eval(image_uint8: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
+def eval_image(image_uint8: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
     image = base_image(image_uint8, config.resize_size) / 255.0
     if config.eval_crop == "ten_crop":
         return normalize(ten_crops(image, config.image_size), stats)
@@ -612,7 +612,7 @@ def train_dataset(
 
     def augment(ex):
         example_seed = tf.stack([tf.constant(seed, tf.int64), ex["position"]])
-        image = _process_train(ex["image"], tf.cast(example_seed, tf.int64), config, stats)
+        image = train_image(ex["image"], tf.cast(example_seed, tf.int64), config, stats)
         return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.constant(True)}
 
     return _finish(examples.map(augment, num_parallel_calls=tf.data.AUTOTUNE), batch, config)
@@ -695,7 +695,7 @@ def eval_dataset(
         examples = tf.data.Dataset.range(num_batches * batch).map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
     def process(ex):
-        return {"image": _process_eval(ex["image"], config, stats), "label": tf.cast(ex["label"], tf.int32), "mask": ex["mask"]}
+        return {"image": eval_image(ex["image"], config, stats), "label": tf.cast(ex["label"], tf.int32), "mask": ex["mask"]}
 
     return _finish(examples.map(process, num_parallel_calls=tf.data.AUTOTUNE), batch, config), num_batches
 

@@ -62,7 +62,15 @@ def create_model(config, mesh=None) -> AlexNet:
         init_scheme=config.init_scheme,
         dtype=jnp.bfloat16 if config.half_precision else jnp.float32,
     )
-    if mesh is not None and model.resolved()["towers"] > 1:
+    if mesh is None:
+        return model
+    towers, model_axis = model.resolved()["towers"], mesh.shape["model"]
+    if model_axis not in (1, towers):
+        raise sharding.MeshError(
+            f"The mesh puts {model_axis} devices on 'model' but the model has {towers} tower(s): each tower "
+            f"lives on one 'model' index. Use mesh_shape (-1, 1){' or (-1, %d)' % towers if towers > 1 else ''}."
+        )
+    if towers > 1:
         model = model.clone(tower_map=sharding.sharded_tower_map(mesh), merged_constraint=sharding.merged_constraint(mesh))
     return model
 

@@ -177,7 +177,7 @@ def test_train_augment_draws_lighting_with_the_configured_std():
     image = tf.fill([8, 8, 3], tf.constant(128, tf.uint8))
     alphas = []
     for i in range(300):
-        out = ip._process_train(image, tf.constant([0, i], tf.int64), config, stats).numpy()
+        out = ip.train_image(image, tf.constant([0, i], tf.int64), config, stats).numpy()
         pixel = out[0, 0] * np.array(stats.std) + np.array(stats.mean)  # undo the normalization
         assert np.allclose(out, out[0, 0])  # one shift for the whole image
         shift = pixel - 128 / 255
@@ -188,7 +188,7 @@ def test_train_augment_draws_lighting_with_the_configured_std():
 def test_inception_augment_range_and_shape():
     config = ip.InputConfig(image_size=64, resize_size=72, train_augment="inception", pca_lighting_std=0.0)
     image = tf.constant(photos()[1])
-    outs = [ip._process_train(image, tf.constant([1, i], tf.int64), config, ip.IMAGENET_COLOR_STATS).numpy() for i in range(5)]
+    outs = [ip.train_image(image, tf.constant([1, i], tf.int64), config, ip.IMAGENET_COLOR_STATS).numpy() for i in range(5)]
     for out in outs:
         assert out.shape == (64, 64, 3)
         pixels = out * np.array(ip.IMAGENET_STD) + np.array(ip.IMAGENET_MEAN)

@@ -334,3 +334,11 @@ def test_create_mesh_fills_in_minus_one(mesh_shape, shape):
     assert mesh.axis_names == ("data", "model")
     assert mesh.devices.shape == shape
     assert {d.id for d in mesh.devices.flat} == {d.id for d in jax.devices()}
+
+
+@pytest.mark.parametrize("towers, mesh_shape", [(1, (4, 2)), (2, (2, 4))])
+def test_model_axis_must_match_the_towers(towers, mesh_shape):
+    config = default.get_config()
+    config.towers = towers
+    with pytest.raises(sharding.MeshError, match=f"puts {mesh_shape[1]} devices on 'model' but the model has {towers} tower"):
+        train.create_model(config, sharding.create_mesh(mesh_shape))

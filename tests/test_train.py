@@ -140,3 +140,39 @@ def test_batch_must_divide_over_data_shards(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=1, batch_size=12, mesh_shape=(8, 1))
     with pytest.raises(input_pipeline.DataError, match="batch size 12 does not divide among 8 data shards"):
         train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    from alexnet_jax import predict
+
+    config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant")
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    digits = load_digits()
+    paths, pixels = [], []
+    for index in (0, 1):
+        image = np.repeat(np.round(np.kron(digits.images[index], np.ones((4, 4))) * 255 / 16)[..., None], 3, -1).astype(np.uint8)
+        path = tmp_path / f"digit{index}.png"  # lossless, so the pixels are known exactly
+        path.write_bytes(tf.io.encode_png(image).numpy())
+        paths.append(str(path))
+        pixels.append(image)
+    results = predict.top5(str(tmp_path / "run"), paths)
+
+    # Reference: the evaluation preprocessing in numpy (32x32 already: no resize or crop),
+    # normalized with the statistics training saved, through the saved parameters.
+    with open(tmp_path / "run" / "data.json") as file:
+        stats = json.load(file)["color_stats"]
+    normalized = (np.stack(pixels) / 255.0 - np.array(stats["mean"])) / np.array(stats["std"])
+    params = checkpoints.load_params(tmp_path / "run")
+    logits = np.asarray(train.create_model(config).apply({"params": params}, jnp.asarray(normalized, jnp.float32)), np.float64)
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    for best, expected in zip(results, probabilities):
+        order = np.argsort(-expected)[:5]
+        assert [name for name, _ in best] == [str(i) for i in order]
+        np.testing.assert_allclose([p for _, p in best], expected[order], rtol=1e-4)
+    assert len(predict.top5(str(tmp_path / "run"), paths, ten_crop=True)[0]) == 5
+    with pytest.raises(FileNotFoundError, match="the --workdir of a training run"):
+        predict.top5(str(tmp_path / "nothing"), paths)

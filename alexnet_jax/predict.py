@@ -1,0 +1,100 @@
+"""Top-5 predictions of a trained run for image files.
+
+  python -m alexnet_jax.predict --workdir=runs/default photo.jpg other.png
+  python -m alexnet_jax.predict --workdir=runs/imagenet --step=450000 --ten_crop cat.jpg
+
+Rebuilds the model from `<workdir>/config.json`, the preprocessing and class
+names from `<workdir>/data.json` (both written when training starts), loads
+the parameters of the latest (or `--step`) checkpoint on one device, and
+prints the five most probable classes of each image with their
+probabilities. Images go through the evaluation preprocessing: the central
+square of the shorter side resized to `resize_size`, the central
+`image_size` crop (or the paper's 10 crops, averaged), the training set's
+mean/std normalization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from alexnet_jax import checkpoints, input_pipeline, train  # noqa: E402
+
+
+def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
+    """(config, data info) saved by training in `workdir`."""
+    paths = [os.path.join(workdir, name) for name in ("config.json", "data.json")]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found: is {workdir!r} the --workdir of a training run?")
+    with open(paths[0]) as file:
+        config = ml_collections.ConfigDict(json.load(file))
+    with open(paths[1]) as file:
+        info = json.load(file)
+    return config, info
+
+
+def preprocess(path: str, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
+    """An image file -> (S, S, 3), or (10, S, S, 3) crops, normalized as in evaluation."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No image file at {path!r}.")
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as error:
+        raise ValueError(f"{path!r} cannot be read as an image (JPEG, PNG, GIF, BMP).") from error
+    eval_config = input_pipeline.InputConfig(
+        image_size=config.image_size, resize_size=config.resize_size, eval_crop="ten_crop" if ten_crop else "center"
+    )
+    return input_pipeline.eval_image(image, eval_config, stats).numpy()
+
+
+def top5(workdir: str, paths: list[str], step: int | None = None, ten_crop: bool = False) -> list[list[tuple[str, float]]]:
+    """For each image, the five most probable (class name, probability) pairs."""
+    config, info = load_run(workdir)
+    if config.normalization == "batchnorm":
+        raise ValueError("predict reads parameters only; batch-norm models also need their running statistics.")
+    stats = input_pipeline.ColorStats(**{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in info["color_stats"].items()})
+    params = checkpoints.load_params(workdir, step)
+    model = train.create_model(config)
+    images = jnp.asarray(np.stack([preprocess(p, config, stats, ten_crop) for p in paths]))
+    probabilities = np.asarray(train.predict_probabilities(model, ((params, {}),), images))
+    names = info["class_names"] or [str(i) for i in range(probabilities.shape[-1])]
+    results = []
+    for row in probabilities:
+        best = np.argsort(-row)[:5]
+        results.append([(names[i], float(row[i])) for i in best])
+    return results
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "The --workdir of a training run.")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+flags.DEFINE_bool("ten_crop", False, "Average the paper's 10 crops instead of the centre crop.")
+
+
+def main(argv):
+    paths = argv[1:]
+    if not paths:
+        raise app.UsageError("Name at least one image file: python -m alexnet_jax.predict --workdir=DIR IMAGE...")
+    try:
+        results = top5(FLAGS.workdir, paths, FLAGS.step, FLAGS.ten_crop)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    for path, best in zip(paths, results):
+        print(path)
+        for rank, (name, probability) in enumerate(best, start=1):
+            print(f"  {rank}. {name:<30} {probability:7.2%}")
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("workdir")
+    app.run(main)
