@@ -1,7 +1,7 @@
 """Smoke test: a few steps of the default setup, for checking an installation.
 
 Command:
-  python main.py --config=configs/smoke.py     # about a minute on 2 CPU cores
+  python main.py --config=configs/smoke.py     # about 20 s on 2 CPU cores
 
 Trains the `small` AlexNet on the embedded digits for 12 steps with
 evaluation and checkpoints, so every part of the loop runs once.
