@@ -19,7 +19,7 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from alexnet_jax import input_pipeline, sharding, train  # noqa: E402
+from alexnet_jax import checkpoints, input_pipeline, sharding, train  # noqa: E402
 from alexnet_jax.summary import model_summary  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/default.py", "Experiment configuration file.", lock_config=True)
@@ -59,13 +59,17 @@ def main(argv):
     workdir = FLAGS.workdir or default_workdir()
     logging.info("JAX %s, %d process(es), devices: %s", jax.__version__, jax.process_count(),
                  ", ".join(str(d) for d in jax.devices()))
-    logging.info("workdir %s; model:\n%s", workdir, model_summary(train.create_model(config), config.image_size))
     try:
+        logging.info("workdir %s; model:\n%s", workdir, model_summary(train.create_model(config), config.image_size))
         if FLAGS.mode == "train":
             train.train_and_evaluate(config, workdir)
         else:
             train.evaluate_checkpoints(config, workdir, [int(s) for s in FLAGS.eval_steps])
-    except (input_pipeline.DataError, sharding.MeshError, train.TrainingError, FileNotFoundError) as error:
+    except train.Preempted as stopped:
+        logging.warning("%s", stopped)
+        raise SystemExit(train.PREEMPTED_EXIT_CODE) from None
+    except (input_pipeline.DataError, sharding.MeshError, train.TrainingError, checkpoints.CheckpointError,
+            FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None  # the message says what to do; no traceback
 
 

@@ -42,6 +42,7 @@ import json
 import logging as std_logging
 import math
 import os
+import socket
 from typing import Any, Mapping
 
 import jax
@@ -164,6 +165,9 @@ class Checkpointer:
             enable_async_checkpointing=async_save,
             create=True,
         )
+        if jax.process_index() == 0 and os.path.isdir(self.directory):
+            for step, reason in _steps_with_unreadable_json(self.directory).items():
+                _set_aside(self.directory, step, reason)
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=(_STATE, _METADATA))
         self._closed = False
 
@@ -277,6 +281,154 @@ class Checkpointer:
             ),
         )
         return restored[_STATE], dict(restored[_METADATA])
+
+
+    def damaged_steps(self) -> list[str]:
+        """Names of the step directories set aside as damaged (`<step>.damaged`), now or by an earlier run."""
+        if not os.path.isdir(self.directory):
+            return []
+        return sorted(name for name in os.listdir(self.directory) if ".damaged" in name)
+
+    def read_metadata(self, step: int) -> dict:
+        """Only the JSON metadata of `step` (cheap; raises if that part is unreadable)."""
+        self.wait()
+        restored = self._manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))
+        return dict(restored[_METADATA])
+
+    def restore_latest_readable(self, target: Any, check=None) -> tuple[int, Any, dict]:
+        """Restores the newest checkpoint that reads back whole, skipping damaged ones with a warning.
+
+        `check(step, metadata)` may raise `CheckpointMismatchError` (a checkpoint
+        of another model): that stops at once instead of falling back. Raises
+        `CheckpointError` when no checkpoint is readable: a run never starts
+        from scratch silently over existing checkpoints.
+        """
+        self.wait()
+        steps = self.all_steps()
+        skipped = self.damaged_steps()
+        for step in reversed(steps):
+            try:
+                metadata = self.read_metadata(step)
+                if check is not None:
+                    check(step, metadata)
+                state, metadata = self.restore(target, step)
+                return step, state, metadata
+            except CheckpointMismatchError:
+                raise
+            except Exception as error:  # Orbax reports damage with many exception types
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+                if jax.process_index() == 0:
+                    _set_aside(self.directory, step, reason)
+                self._manager.reload()
+                skipped.append(step)
+        raise CheckpointError(
+            f"None of the checkpoints in {self.directory} can be read ({', '.join(map(str, skipped))}; damaged ones "
+            "are kept as <step>.damaged). Move the directory away to start from scratch, or restore it from a backup."
+        )
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint where one was expected; the message says what to do."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was written by a different model (variant, towers, class count)."""
+
+
+class WorkdirLock:
+    """`<workdir>/.lock` with the owner's host and pid: one training run per workdir.
+
+    A second run on the same workdir stops with a clear message while the
+    first one lives; a lock left by a process that no longer exists on this
+    host (a killed run) is taken over with a warning.
+    """
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, ".lock")
+        self._held = False
+
+    def acquire(self) -> None:
+        owner = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._read()
+                if holder.get("host") == owner["host"] and not _process_alive(holder.get("pid", -1)):
+                    logging.warning("Taking over the stale lock %s of process %s, which no longer runs.", self.path, holder.get("pid"))
+                    os.remove(self.path)
+                    continue
+                raise CheckpointError(
+                    f"{os.path.dirname(self.path)} is in use by another run (host {holder.get('host')}, process "
+                    f"{holder.get('pid')}). Wait for it, use another --workdir, or, if that run is gone, delete {self.path}."
+                ) from None
+            with os.fdopen(descriptor, "w") as file:
+                json.dump(owner, file)
+            self._held = True
+            return
+
+    def _read(self) -> dict:
+        try:
+            with open(self.path) as file:
+                return json.load(file)
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+
+
+_JSON_FILES = ("_CHECKPOINT_METADATA", os.path.join(_METADATA, _METADATA), os.path.join("metrics", "metrics"),
+               os.path.join(_STATE, "_METADATA"))
+
+
+def _steps_with_unreadable_json(directory: str) -> dict[int, str]:
+    """Step directories whose small JSON files do not parse (a write cut short); Orbax cannot even list those."""
+    damaged = {}
+    for name in os.listdir(directory):
+        if not name.isdigit():
+            continue
+        for relative in _JSON_FILES:
+            path = os.path.join(directory, name, relative)
+            if not os.path.exists(path):
+                continue
+            try:
+                with open(path) as file:
+                    json.load(file)
+            except (OSError, ValueError) as error:
+                damaged[int(name)] = f"{relative} unreadable: {type(error).__name__}: {error}"[:300]
+                break
+    return damaged
+
+
+def _set_aside(directory: str, step: int, reason: str) -> None:
+    """Renames a damaged step directory to <step>.damaged (never deleted), with a warning naming it."""
+    source = os.path.join(directory, str(step))
+    target = source + ".damaged"
+    suffix = 1
+    while os.path.exists(target):
+        suffix += 1
+        target = f"{source}.damaged{suffix}"
+    os.rename(source, target)
+    logging.warning(
+        "The checkpoint at step %d in %s is damaged or incomplete (%s); it is skipped and kept as %s.",
+        step, directory, reason, target,
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, TypeError):
+        return True  # exists but not ours, or unreadable: assume alive
+    return True
 
 
 def _choose_step(directory: str, steps: list[int], step: int | None) -> int:

@@ -15,6 +15,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Sequence
 
@@ -32,6 +34,13 @@ from alexnet_jax.models import AlexNet, loop_over_towers
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message names the step and what to do."""
+
+
+class Preempted(Exception):
+    """SIGTERM/SIGINT arrived: the current step finished and a checkpoint was written."""
+
+
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: rerun the same command to continue
 
 
 @flax.struct.dataclass
@@ -306,9 +315,96 @@ def _save_run_info(workdir: str, config, data) -> None:
         json.dump(info, file, indent=2)
 
 
+def param_shapes(params) -> dict[str, list[int]]:
+    """{'conv1/kernel': [2, 11, 11, 3, 48], ...}: what a checkpoint must match to be resumed."""
+    flat = flax.traverse_util.flatten_dict(params, sep="/")
+    return {name: list(leaf.shape) for name, leaf in sorted(flat.items())}
+
+
+def _check_same_model(expected: dict, directory: str, config):
+    def check(step, metadata):
+        saved = metadata.get("param_shapes")
+        if saved is None or saved == expected:
+            return
+        differences = [
+            f"{name}: checkpoint {saved.get(name)} vs config {expected.get(name)}"
+            for name in sorted(set(saved) | set(expected))
+            if saved.get(name) != expected.get(name)
+        ]
+        raise checkpoints.CheckpointMismatchError(
+            f"The checkpoint at step {step} in {directory} was written by a different model "
+            f"({metadata.get('model', 'unknown')}); this config builds model={config.model!r}, "
+            f"towers={config.towers}, num_classes={config.num_classes}. Differences: {'; '.join(differences[:4])}. "
+            "Use the config that wrote it, or a new --workdir."
+        )
+
+    return check
+
+
+def _prepare_workdir(workdir: str) -> None:
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test_{os.getpid()}")
+        with open(probe, "w") as file:
+            file.write("")
+        os.remove(probe)
+    except OSError as error:
+        raise TrainingError(
+            f"Cannot write to the workdir {workdir!r} ({type(error).__name__}: {error.strerror or error}). "
+            "Choose a writable --workdir."
+        ) from None
+
+
+class _StopRequests:
+    """Records SIGTERM/SIGINT while training runs; the loop stops after the current step."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame):
+        if self.signal_name is None:
+            self.signal_name = signal.Signals(number).name
+            logging.warning("%s received: finishing the current step and writing a checkpoint.", self.signal_name)
+
+    def requested(self) -> bool:
+        local = self.signal_name is not None
+        if jax.process_count() == 1:
+            return local
+        from jax.experimental import multihost_utils  # every process stops at the same step
+
+        return bool(np.any(multihost_utils.process_allgather(np.array(local))))
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the last metrics."""
-    os.makedirs(workdir, exist_ok=True)
+    """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the last metrics.
+
+    Raises Preempted (after checkpointing) on SIGTERM/SIGINT, TrainingError on
+    a non-finite step or an unusable workdir, CheckpointError when existing
+    checkpoints cannot be used.
+    """
+    _prepare_workdir(workdir)
+    lock = checkpoints.WorkdirLock(workdir)
+    if jax.process_index() == 0:
+        lock.acquire()
+    try:
+        with _StopRequests() as stop:
+            return _train_and_evaluate(config, workdir, stop)
+    finally:
+        lock.release()
+
+
+def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     mesh = sharding.create_mesh(config.mesh_shape)
     input_config = input_pipeline.InputConfig.from_config(config)
     data = input_pipeline.load_data(input_config)
@@ -335,16 +431,21 @@ def train_and_evaluate(config, workdir: str) -> dict:
     checkpointer = checkpoints.Checkpointer(
         os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), max_to_keep=config.keep_checkpoints
     )
-    latest = checkpointer.latest_step()
-    if latest is None:
+    expected_shapes = param_shapes(abstract.params)
+    if checkpointer.latest_step() is None and checkpointer.damaged_steps():
+        checkpointer.restore_latest_readable(None)  # raises CheckpointError: never restart silently over them
+    if checkpointer.latest_step() is None:
         state = create_train_state(model, tx, mesh, config.image_size, config.seed)
         logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
     else:
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-        state, metadata = checkpointer.restore(target, latest)
+        latest, state, metadata = checkpointer.restore_latest_readable(
+            target, check=_check_same_model(expected_shapes, checkpointer.directory, config)
+        )
         plateau.load_state_dict(metadata["plateau"])
         writer.truncate_after(latest)
         logging.info("resumed from the checkpoint at step %d of %d", latest, total_steps)
+    model_description = f"model={config.model} towers={config.towers} num_classes={config.num_classes}"
 
     start_step = int(jax.device_get(state.step))
     dropout_key = jax.device_put(jax.random.key(config.seed + 1), sharding.replicated(mesh))
@@ -361,6 +462,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     pending: list[tuple[int, dict]] = []
     skipped = 0
     timer_start, timer_step = time.perf_counter(), start_step
+
+    def metadata(step: int) -> dict:
+        return {"plateau": plateau.state_dict(), "step": step, "model": model_description, "param_shapes": expected_shapes}
 
     def check_pending() -> dict:
         """Fetches the pending step metrics; stops on a non-finite step unless told to skip them."""
@@ -383,11 +487,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
             batch = sharding.host_batch_to_global(next(batches), mesh)
             state, metrics = p_train(state, batch, dropout_key)
             pending.append((step, metrics))
+            stop_now = stop.requested()
             is_last = step == total_steps
             log_now = step % config.log_every_steps == 0 or is_last
             eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
             checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or is_last
-            if not (log_now or eval_now or checkpoint_now):
+            if not (log_now or eval_now or checkpoint_now or stop_now):
                 continue
             metrics = check_pending()
             if log_now:
@@ -417,8 +522,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
                     eval_metrics["val_examples"],
                 )
                 last_metrics.update(eval_metrics)
-            if checkpoint_now:
-                checkpointer.save(step, state, {"plateau": plateau.state_dict(), "step": step}, metrics=eval_metrics)
+            if checkpoint_now or stop_now:
+                checkpointer.save(step, state, metadata(step), metrics=eval_metrics)
+            if stop_now:
+                checkpointer.wait()
+                raise Preempted(
+                    f"Stopped by {stop.signal_name or 'a peer process'} after step {step} of {total_steps}; a checkpoint "
+                    "was written. Rerun the same command to continue from there."
+                )
     finally:
         checkpointer.close()  # finishes pending writes, also when training stops on an error
     return last_metrics
