@@ -3,7 +3,7 @@
   python main.py                                    # small AlexNet on the embedded digits
   python main.py --config=configs/imagenet.py       # the paper's two-tower model on ImageNet
   python main.py --config.batch_size=32             # any config field can be overridden
-  python main.py --mode=eval --eval_steps=800,900   # evaluate checkpoints (several: an ensemble)
+  python main.py --mode=eval --eval_steps=460,660   # evaluate checkpoints (several: an ensemble)
 
 --workdir defaults to runs/<config name>; rerunning the same command resumes
 from the latest checkpoint there.

@@ -38,6 +38,7 @@ Typical use in the training loop::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging as std_logging
 import math
@@ -336,51 +337,54 @@ class CheckpointMismatchError(CheckpointError):
 
 
 class WorkdirLock:
-    """`<workdir>/.lock` with the owner's host and pid: one training run per workdir.
+    """`<workdir>/.lock`, held with `fcntl.flock`: one training run per workdir.
 
-    A second run on the same workdir stops with a clear message while the
-    first one lives; a lock left by a process that no longer exists on this
-    host (a killed run) is taken over with a warning.
+    The kernel releases the lock when its process dies, however it dies, so a
+    killed run never blocks the next one; the file's JSON (host, pid) only
+    serves the message a second, concurrent run prints.
     """
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, ".lock")
-        self._held = False
+        self._file = None
 
     def acquire(self) -> None:
-        owner = {"host": socket.gethostname(), "pid": os.getpid()}
-        for _ in range(2):
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._read()
-                if holder.get("host") == owner["host"] and not _process_alive(holder.get("pid", -1)):
-                    logging.warning("Taking over the stale lock %s of process %s, which no longer runs.", self.path, holder.get("pid"))
-                    os.remove(self.path)
-                    continue
-                raise CheckpointError(
-                    f"{os.path.dirname(self.path)} is in use by another run (host {holder.get('host')}, process "
-                    f"{holder.get('pid')}). Wait for it, use another --workdir, or, if that run is gone, delete {self.path}."
-                ) from None
-            with os.fdopen(descriptor, "w") as file:
-                json.dump(owner, file)
-            self._held = True
-            return
-
-    def _read(self) -> dict:
+        file = open(self.path, "a+")
         try:
-            with open(self.path) as file:
-                return json.load(file)
-        except (OSError, ValueError):
-            return {}
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = _parse_json(file.read())
+            file.close()
+            raise CheckpointError(
+                f"{os.path.dirname(self.path)} is in use by another run (host {holder.get('host', '?')}, process "
+                f"{holder.get('pid', '?')}). Wait for it to finish, or use another --workdir."
+            ) from None
+        file.seek(0)
+        previous = _parse_json(file.read())
+        if previous.get("pid") not in (None, os.getpid()):
+            logging.warning("Taking over the stale lock %s of process %s, which no longer runs.", self.path, previous.get("pid"))
+        file.seek(0)
+        file.truncate()
+        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, file)
+        file.flush()
+        self._file = file
 
     def release(self) -> None:
-        if self._held:
-            self._held = False
+        if self._file is not None:
             try:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+
+def _parse_json(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
 
 
 _JSON_FILES = ("_CHECKPOINT_METADATA", os.path.join(_METADATA, _METADATA), os.path.join("metrics", "metrics"),
@@ -419,16 +423,6 @@ def _set_aside(directory: str, step: int, reason: str) -> None:
         "The checkpoint at step %d in %s is damaged or incomplete (%s); it is skipped and kept as %s.",
         step, directory, reason, target,
     )
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError):
-        return True  # exists but not ours, or unreadable: assume alive
-    return True
 
 
 def _choose_step(directory: str, steps: list[int], step: int | None) -> int:

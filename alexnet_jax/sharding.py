@@ -132,13 +132,3 @@ def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, 
         key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
         for key, value in batch.items()
     }
-
-
-def to_host(tree) -> Any:
-    """Fetches a (possibly multi-process) tree of arrays to host numpy."""
-    if jax.process_count() == 1:
-        return jax.device_get(tree)
-    from jax.experimental import multihost_utils
-
-    return multihost_utils.process_allgather(tree, tiled=True)
-

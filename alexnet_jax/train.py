@@ -114,10 +114,15 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def top_k_correct(scores: jax.Array, labels: jax.Array, k: int) -> jax.Array:
-    """(N,) bool: the label is among the k highest scores."""
-    kth = jnp.sort(scores, axis=-1)[:, -k][:, None]
+    """(N,) bool: the label is among the k highest scores, ties ranked by class index (as a stable sort).
+
+    A tie never counts in the label's favour just by being a tie: with all
+    scores equal only classes 0..k-1 are "predicted".
+    """
     label_score = jnp.take_along_axis(scores, labels[:, None], axis=-1)
-    return (label_score >= kth)[:, 0]
+    classes = jnp.arange(scores.shape[-1])[None, :]
+    ahead = (scores > label_score) | ((scores == label_score) & (classes < labels[:, None]))
+    return jnp.sum(ahead, axis=-1) < k
 
 
 def _variables(params, batch_stats) -> dict:
@@ -253,8 +258,14 @@ class MetricsWriter:
         """Drops events after `step` (written by a run that died before its next checkpoint)."""
         if not self.enabled or not os.path.exists(self.path):
             return
+        kept = []
         with open(self.path) as file:
-            kept = [line for line in file if line.strip() and json.loads(line).get("step", 0) <= step]
+            for line in file:
+                try:
+                    if json.loads(line).get("step", 0) <= step:
+                        kept.append(line)
+                except ValueError:
+                    pass  # a line cut short by a kill or a full disk
         with open(self.path + ".tmp", "w") as file:
             file.writelines(kept)
         os.replace(self.path + ".tmp", self.path)
@@ -321,8 +332,19 @@ def param_shapes(params) -> dict[str, list[int]]:
     return {name: list(leaf.shape) for name, leaf in sorted(flat.items())}
 
 
-def _check_same_model(expected: dict, directory: str, config):
+def state_structure(abstract_state) -> str:
+    """The train state's tree structure (optimizer state included), to refuse checkpoints of another setup."""
+    return str(jax.tree.structure(abstract_state.opt_state))
+
+
+def _check_same_model(expected: dict, directory: str, config, structure: str | None = None):
     def check(step, metadata):
+        if structure is not None and metadata.get("opt_state_structure") not in (None, structure):
+            raise checkpoints.CheckpointMismatchError(
+                f"The checkpoint at step {step} in {directory} holds the state of another optimizer setup "
+                f"(optimizer or schedule changed since it was written; this config: optimizer={config.optimizer!r}, "
+                f"schedule={config.schedule!r}). Use the settings that wrote it, or a new --workdir."
+            )
         saved = metadata.get("param_shapes")
         if saved is None or saved == expected:
             return
@@ -369,14 +391,20 @@ class _StopRequests:
         return self
 
     def _handle(self, number, frame):
-        if self.signal_name is None:
-            self.signal_name = signal.Signals(number).name
-            logging.warning("%s received: finishing the current step and writing a checkpoint.", self.signal_name)
+        if self.signal_name is not None:  # a second signal: stop at once, the default way
+            signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+            signal.raise_signal(number)
+            return
+        self.signal_name = signal.Signals(number).name
+        logging.warning("%s received: finishing the current step and writing a checkpoint (send it again to stop "
+                        "at once).", self.signal_name)
 
-    def requested(self) -> bool:
+    def requested(self, step: int, every: int = 10) -> bool:
         local = self.signal_name is not None
         if jax.process_count() == 1:
             return local
+        if step % every:  # processes agree on the stop step without a collective every step
+            return False
         from jax.experimental import multihost_utils  # every process stops at the same step
 
         return bool(np.any(multihost_utils.process_allgather(np.array(local))))
@@ -398,8 +426,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if jax.process_index() == 0:
         lock.acquire()
     try:
-        with _StopRequests() as stop:
-            return _train_and_evaluate(config, workdir, stop)
+        return _train_and_evaluate(config, workdir, _StopRequests())
     finally:
         lock.release()
 
@@ -432,17 +459,21 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
         os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), max_to_keep=config.keep_checkpoints
     )
     expected_shapes = param_shapes(abstract.params)
+    structure = state_structure(abstract)
     if checkpointer.latest_step() is None and checkpointer.damaged_steps():
         checkpointer.restore_latest_readable(None)  # raises CheckpointError: never restart silently over them
+    skipped = 0  # non-finite steps skipped so far (skip_nonfinite_steps)
     if checkpointer.latest_step() is None:
         state = create_train_state(model, tx, mesh, config.image_size, config.seed)
+        writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
         logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
     else:
         target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
         latest, state, metadata = checkpointer.restore_latest_readable(
-            target, check=_check_same_model(expected_shapes, checkpointer.directory, config)
+            target, check=_check_same_model(expected_shapes, checkpointer.directory, config, structure)
         )
         plateau.load_state_dict(metadata["plateau"])
+        skipped = int(metadata.get("skipped_steps", 0))
         writer.truncate_after(latest)
         logging.info("resumed from the checkpoint at step %d of %d", latest, total_steps)
     model_description = f"model={config.model} towers={config.towers} num_classes={config.num_classes}"
@@ -460,11 +491,11 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     state = set_lr_scale(state)
     last_metrics: dict = {}
     pending: list[tuple[int, dict]] = []
-    skipped = 0
     timer_start, timer_step = time.perf_counter(), start_step
 
     def metadata(step: int) -> dict:
-        return {"plateau": plateau.state_dict(), "step": step, "model": model_description, "param_shapes": expected_shapes}
+        return {"plateau": plateau.state_dict(), "step": step, "model": model_description, "skipped_steps": skipped,
+                "param_shapes": expected_shapes, "opt_state_structure": structure}
 
     def check_pending() -> dict:
         """Fetches the pending step metrics; stops on a non-finite step unless told to skip them."""
@@ -483,53 +514,55 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
         return fetched[-1][1] if fetched else {}
 
     try:
-        for step in range(start_step + 1, total_steps + 1):
-            batch = sharding.host_batch_to_global(next(batches), mesh)
-            state, metrics = p_train(state, batch, dropout_key)
-            pending.append((step, metrics))
-            stop_now = stop.requested()
-            is_last = step == total_steps
-            log_now = step % config.log_every_steps == 0 or is_last
-            eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
-            checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or is_last
-            if not (log_now or eval_now or checkpoint_now or stop_now):
-                continue
-            metrics = check_pending()
-            if log_now:
-                seconds = time.perf_counter() - timer_start
-                images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
-                eta = (total_steps - step) * seconds / max(step - timer_step, 1)
-                timer_start, timer_step = time.perf_counter(), step
-                record = {k: float(v) for k, v in metrics.items() if k != "finite"}
-                record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
-                writer.write(step, record)
-                logging.info(
-                    "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
-                    step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
-                    record["learning_rate"], images_per_second, _format_seconds(eta),
-                )
-                last_metrics.update(record)
-            eval_metrics = None
-            if eval_now:
-                eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
-                if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
-                    logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
-                    state = set_lr_scale(state)
-                writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
-                logging.info(
-                    "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
-                    step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
-                    eval_metrics["val_examples"],
-                )
-                last_metrics.update(eval_metrics)
-            if checkpoint_now or stop_now:
-                checkpointer.save(step, state, metadata(step), metrics=eval_metrics)
-            if stop_now:
-                checkpointer.wait()
-                raise Preempted(
-                    f"Stopped by {stop.signal_name or 'a peer process'} after step {step} of {total_steps}; a checkpoint "
-                    "was written. Rerun the same command to continue from there."
-                )
+        with stop:  # SIGTERM/SIGINT from here on: finish the step, checkpoint, exit 75
+            for step in range(start_step + 1, total_steps + 1):
+                batch = sharding.host_batch_to_global(next(batches), mesh)
+                state, metrics = p_train(state, batch, dropout_key)
+                pending.append((step, metrics))
+                is_last = step == total_steps
+                stop_now = not is_last and stop.requested(step)
+                log_now = step % config.log_every_steps == 0 or is_last
+                eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
+                # Evaluated steps are checkpointed too, so the best one by validation error can be kept.
+                checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or eval_now
+                if not (log_now or eval_now or checkpoint_now or stop_now):
+                    continue
+                metrics = check_pending()
+                if log_now:
+                    seconds = time.perf_counter() - timer_start
+                    images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
+                    eta = (total_steps - step) * seconds / max(step - timer_step, 1)
+                    timer_start, timer_step = time.perf_counter(), step
+                    record = {k: float(v) for k, v in metrics.items() if k != "finite"}
+                    record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
+                    writer.write(step, record)
+                    logging.info(
+                        "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
+                        step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
+                        record["learning_rate"], images_per_second, _format_seconds(eta),
+                    )
+                    last_metrics.update(record)
+                eval_metrics = None
+                if eval_now:
+                    eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
+                    if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
+                        logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
+                        state = set_lr_scale(state)
+                    writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
+                    logging.info(
+                        "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
+                        step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
+                        eval_metrics["val_examples"],
+                    )
+                    last_metrics.update(eval_metrics)
+                if checkpoint_now or stop_now:
+                    checkpointer.save(step, state, metadata(step), metrics=eval_metrics)
+                if stop_now:
+                    checkpointer.wait()
+                    raise Preempted(
+                        f"Stopped by {stop.signal_name or 'a peer process'} after step {step} of {total_steps}; a checkpoint "
+                        "was written. Rerun the same command to continue from there."
+                    )
     finally:
         checkpointer.close()  # finishes pending writes, also when training stops on an error
     return last_metrics

@@ -86,22 +86,25 @@ def test_sigkill_anywhere_loses_nothing(tfds_data_dir, uninterrupted, tmp_path):
                 return False
         return reached
 
-    def writing_checkpoint():
-        return checkpoint_dir.exists() and any("tmp" in name for name in os.listdir(checkpoint_dir))
+    def new_temporary_checkpoint(before):
+        def appeared():
+            return checkpoint_dir.exists() and any("tmp" in n and n not in before for n in os.listdir(checkpoint_dir))
+        return appeared
 
-    # 1. in the middle of training, between checkpoints
+    # 1. before the first checkpoint (step 3): the rerun starts over and re-logs steps 1-2 once
     process = start(tfds_data_dir, workdir)
-    wait_for(metrics_reach(5), process)
+    wait_for(metrics_reach(2), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     # 2. while a checkpoint is being written
+    before = set(os.listdir(checkpoint_dir)) if checkpoint_dir.exists() else set()
     process = start(tfds_data_dir, workdir)
-    wait_for(writing_checkpoint, process)
+    wait_for(new_temporary_checkpoint(before), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    # 3. right after start-up
+    # 3. in the middle of training, between checkpoints
     process = start(tfds_data_dir, workdir)
-    time.sleep(3)
+    wait_for(metrics_reach(10), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -159,6 +162,28 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning(tfds_data_dir, tmp_
     reference = tmp_path / "reference"
     train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=9), str(reference))
     jax.tree.map(np.testing.assert_array_equal, checkpoints.load_params(workdir, 9), checkpoints.load_params(reference, 9))
+
+
+def test_damaged_array_data_falls_back_too(tfds_data_dir, tmp_path, caplog):
+    workdir = tmp_path / "run"
+    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=6), str(workdir))
+    for folder, _, files in os.walk(workdir / "checkpoints" / "6" / "state"):
+        for name in files:
+            if "ocdbt" in folder or name.startswith("manifest"):  # the tensor store, not the JSON
+                with open(os.path.join(folder, name), "r+b") as file:
+                    file.truncate(0)
+    with caplog.at_level("WARNING"):
+        train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=9), str(workdir))
+    assert any("checkpoint at step 6" in r.getMessage() for r in caplog.records)
+    assert (workdir / "checkpoints" / "6.damaged").is_dir()
+
+
+def test_changed_optimizer_is_refused_without_touching_checkpoints(tfds_data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3), str(workdir))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="another optimizer setup"):
+        train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=6, optimizer="adamw"), str(workdir))
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["3"]
 
 
 def test_no_readable_checkpoint_never_restarts_silently(tfds_data_dir, tmp_path):

@@ -176,3 +176,34 @@ def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
     assert len(predict.top5(str(tmp_path / "run"), paths, ten_crop=True)[0]) == 5
     with pytest.raises(FileNotFoundError, match="the --workdir of a training run"):
         predict.top5(str(tmp_path / "nothing"), paths)
+
+
+def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([
+        np.full((10, 10), 0.1),  # uniform: only class 0 (top-1) or 0-4 (top-5) count as predicted
+        np.eye(10)[[0] * 10],  # saturated on class 0, ties among the rest
+        rng.integers(0, 3, (10, 10)).astype(float),  # many ties
+    ]).astype(np.float32)
+    labels = np.tile(np.arange(10), 3).astype(np.int32)
+    order = np.argsort(-scores, axis=1, kind="stable")  # numpy's ranking, ties by index
+    for k in (1, 5):
+        expected = [label in order[i, :k] for i, label in enumerate(labels)]
+        ours = np.asarray(train.top_k_correct(jnp.asarray(scores), jnp.asarray(labels), k))
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_plateau_drops_the_learning_rate_in_the_loop(tfds_data_dir, tmp_path):
+    # A learning rate too small to change the validation error: every evaluation
+    # after the first is "no improvement", so patience 0 drops at each one, 3 times at most.
+    config = digits_config(tfds_data_dir, num_train_steps=10, schedule="plateau", learning_rate=1e-9,
+                           plateau_patience=0, eval_every_steps=2, log_every_steps=1, checkpoint_every_steps=0)
+    train.train_and_evaluate(config, str(tmp_path))
+    with open(os.path.join(tmp_path, "metrics.jsonl")) as file:
+        records = [json.loads(line) for line in file]
+    rates = {r["step"]: r["learning_rate"] for r in records if "learning_rate" in r}
+    scales = [r["lr_scale"] for r in records if "lr_scale" in r]
+    assert scales == [1.0, 0.1, pytest.approx(0.01), pytest.approx(0.001), pytest.approx(0.001)]
+    # the drop decided at the eval of step 4 applies from step 5 on
+    assert rates[4] == pytest.approx(1e-9) and rates[5] == pytest.approx(1e-10) and rates[10] == pytest.approx(1e-12)
+
