@@ -583,7 +583,11 @@ def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = ()) -> dic
         if chosen == [None]:
             raise FileNotFoundError(f"No checkpoint in {workdir}; train first (python main.py --workdir={workdir}).")
         members = []
+        check = _check_same_model(param_shapes(abstract.params), checkpointer.directory, config, state_structure(abstract))
         for step in chosen:
+            if step not in checkpointer.all_steps():
+                raise FileNotFoundError(f"No checkpoint for step {step} in {workdir}; there are {checkpointer.all_steps()}.")
+            check(step, checkpointer.read_metadata(step))
             state, _ = checkpointer.restore(target, step)
             members.append((state.params, state.batch_stats))
     _, p_eval = compile_steps(model, tx, mesh, shardings)
