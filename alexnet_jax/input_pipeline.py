@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -698,8 +697,3 @@ def eval_dataset(
         return {"image": eval_image(ex["image"], config, stats), "label": tf.cast(ex["label"], tf.int32), "mask": ex["mask"]}
 
     return _finish(examples.map(process, num_parallel_calls=tf.data.AUTOTUNE), batch, config), num_batches
-
-
-def as_numpy(dataset: tf.data.Dataset) -> Iterator[dict[str, np.ndarray]]:
-    """The dataset's batches as dicts of numpy arrays."""
-    return dataset.as_numpy_iterator()

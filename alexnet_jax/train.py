@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import flax
 import flax.linen as nn
@@ -431,7 +431,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
         lock.release()
 
 
-def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
+class _Setup(NamedTuple):
+    """What training and evaluation both derive from a config."""
+
+    mesh: Any
+    input_config: input_pipeline.InputConfig
+    data: input_pipeline.Data
+    total_steps: int
+    steps_per_epoch: int
+    model: AlexNet
+    tx: optax.GradientTransformation
+    abstract: TrainState  # unboxed shapes
+    shardings: Any
+    target: Any  # abstract state with shardings, for restoring
+
+
+def _setup(config) -> _Setup:
     mesh = sharding.create_mesh(config.mesh_shape)
     input_config = input_pipeline.InputConfig.from_config(config)
     data = input_pipeline.load_data(input_config)
@@ -450,6 +465,12 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     model = create_model(config, mesh)
     tx = create_optimizer(config, steps_per_epoch, total_steps)
     abstract, shardings, _ = state_shardings(model, tx, mesh, config.image_size, config.seed)
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    return _Setup(mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target)
+
+
+def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
+    mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target = _setup(config)
     p_train, p_eval = compile_steps(model, tx, mesh, shardings)
     plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
     writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
@@ -468,7 +489,6 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
         writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
         logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
     else:
-        target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
         latest, state, metadata = checkpointer.restore_latest_readable(
             target, check=_check_same_model(expected_shapes, checkpointer.directory, config, structure)
         )
@@ -570,14 +590,7 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
 
 def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = ()) -> dict:
     """Evaluates the latest checkpoint, or the ensemble of `steps` (softmax outputs averaged, as the paper's 5 CNNs)."""
-    mesh = sharding.create_mesh(config.mesh_shape)
-    input_config = input_pipeline.InputConfig.from_config(config)
-    data = input_pipeline.load_data(input_config)
-    total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
-    model = create_model(config, mesh)
-    tx = create_optimizer(config, steps_per_epoch, total_steps)
-    abstract, shardings, _ = state_shardings(model, tx, mesh, config.image_size, config.seed)
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    mesh, input_config, data, _, _, model, tx, abstract, shardings, target = _setup(config)
     with checkpoints.Checkpointer(os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
         chosen = list(steps) or [checkpointer.latest_step()]
         if chosen == [None]:

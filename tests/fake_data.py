@@ -1,4 +1,4 @@
-"""Data the tests build themselves: real photos from scikit-learn, fake ILSVRC2012 tars."""
+"""What the tests build themselves: real photos from scikit-learn, fake ILSVRC2012 tars, small training configs."""
 
 import io
 import os
@@ -7,6 +7,8 @@ import tarfile
 import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_sample_images
+
+from configs import default
 
 
 def photos():
@@ -42,3 +44,19 @@ def write_fake_imagenet(manual_dir):
     with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_val.tar"), "w") as val:
         for i in range(4):
             add_file(val, f"ILSVRC2012_val_{i + 1:08d}.JPEG", jpeg_bytes(crops[i].transpose(1, 0, 2).copy()))
+
+
+def digits_config(tfds_data_dir, **overrides):
+    """configs/default.py made quick: batch 32, constant learning rate, no warmup, checkpoints every 3 steps."""
+    config = default.get_config()
+    config.data_dir = tfds_data_dir
+    config.batch_size = 32
+    config.warmup_epochs = 0.0
+    config.schedule = "constant"
+    config.log_every_steps = 2
+    config.eval_every_steps = 0
+    config.checkpoint_every_steps = 3
+    config.mesh_shape = (-1, 1)
+    for key, value in overrides.items():
+        config[key] = value
+    return config

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import torch
 
 from alexnet_jax import checkpoints, train
 from alexnet_jax.convert import load_torch_weights
-from configs import default
+from fake_data import digits_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 18
@@ -127,19 +126,6 @@ def test_sigterm_checkpoints_and_exits_75_then_resumes(tfds_data_dir, uninterrup
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {stopped_at} of {STEPS}" in result.stderr
     assert_same_run(workdir, uninterrupted)
-
-
-def digits_config(tfds_data_dir, **overrides):
-    config = default.get_config()
-    config.data_dir = tfds_data_dir
-    config.batch_size = 32
-    config.warmup_epochs = 0.0
-    config.schedule = "constant"
-    config.eval_every_steps = 0
-    config.checkpoint_every_steps = 3
-    for key, value in overrides.items():
-        config[key] = value
-    return config
 
 
 def damage(step_dir):

@@ -9,24 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoints, input_pipeline, sharding, train
+from alexnet_jax import checkpoints, input_pipeline, train
 from alexnet_jax.models import AlexNet
-from configs import default, imagenet
-from fake_data import write_fake_imagenet
-
-
-def digits_config(tfds_data_dir, **overrides):
-    config = default.get_config()
-    config.data_dir = tfds_data_dir
-    config.batch_size = 32
-    config.warmup_epochs = 0.0
-    config.log_every_steps = 2
-    config.eval_every_steps = 0
-    config.checkpoint_every_steps = 3
-    config.mesh_shape = (-1, 1)
-    for key, value in overrides.items():
-        config[key] = value
-    return config
+from configs import imagenet
+from fake_data import digits_config, write_fake_imagenet
 
 
 def metric_steps(workdir, key):
@@ -98,6 +84,22 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     ensemble = train.evaluate_checkpoints(config, str(tmp_path), [3, 6])
     assert ensemble["steps"] == [3, 6] and ensemble["val_examples"] == 360
     assert ensemble["val_loss"] != single["val_loss"]
+
+    # numpy: each member's softmax on the evaluation images, averaged, then the loss and top-1 error
+    input_config = input_pipeline.InputConfig.from_config(config)
+    data = input_pipeline.load_data(input_config)
+    dataset, _ = input_pipeline.eval_dataset(data, input_config, 360, process_index=0, process_count=1)
+    batch = next(dataset.as_numpy_iterator())
+    model = train.create_model(config)
+    probabilities = []
+    for step in (3, 6):
+        logits = np.asarray(model.apply({"params": checkpoints.load_params(tmp_path, step)}, jnp.asarray(batch["image"])), np.float64)
+        exp = np.exp(logits - logits.max(-1, keepdims=True))
+        probabilities.append(exp / exp.sum(-1, keepdims=True))
+    average = np.mean(probabilities, axis=0)
+    labels = batch["label"]
+    np.testing.assert_allclose(ensemble["val_loss"], -np.log(average[np.arange(360), labels]).mean(), rtol=1e-4)
+    assert abs(ensemble["val_top1_error"] - (average.argmax(-1) != labels).mean()) < 1e-6
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
