@@ -52,6 +52,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint import checkpoint_managers as ocp_policies
 
+from alexnet_jax import distributed
+
 __all__ = [
     "CHECKPOINT_SUBDIR",
     "Checkpointer",
@@ -169,6 +171,7 @@ class Checkpointer:
         if jax.process_index() == 0 and os.path.isdir(self.directory):
             for step, reason in _steps_with_unreadable_json(self.directory).items():
                 _set_aside(self.directory, step, reason)
+        distributed.barrier("checkpoints: damaged steps set aside")  # before any process lists the steps
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=(_STATE, _METADATA))
         self._closed = False
 
@@ -308,20 +311,24 @@ class Checkpointer:
         steps = self.all_steps()
         skipped = self.damaged_steps()
         for step in reversed(steps):
+            damage = None
             try:
                 metadata = self.read_metadata(step)
                 if check is not None:
                     check(step, metadata)
                 state, metadata = self.restore(target, step)
-                return step, state, metadata
             except CheckpointMismatchError:
                 raise
             except Exception as error:  # Orbax reports damage with many exception types
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
-                if jax.process_index() == 0:
-                    _set_aside(self.directory, step, reason)
-                self._manager.reload()
-                skipped.append(step)
+                damage = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+            # Each process reads its own shards: a step damaged for one process is damaged for all.
+            if not distributed.any_process(damage is not None):
+                return step, state, metadata
+            if jax.process_index() == 0:
+                _set_aside(self.directory, step, damage or "unreadable on another process")
+            distributed.barrier(f"checkpoints: step {step} set aside")
+            self._manager.reload()
+            skipped.append(step)
         raise CheckpointError(
             f"None of the checkpoints in {self.directory} can be read ({', '.join(map(str, skipped))}; damaged ones "
             "are kept as <step>.damaged). Move the directory away to start from scratch, or restore it from a backup."

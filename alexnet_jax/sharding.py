@@ -97,6 +97,15 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def put_replicated(value, mesh: Mesh) -> jax.Array:
+    """The same host value on every device of the mesh, also across processes (where `device_put` refuses
+    devices it cannot address). PRNG keys go in as key data and come out as keys."""
+    is_key = jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key)
+    host = np.asarray(jax.random.key_data(value) if is_key else value)
+    array = jax.make_array_from_callback(host.shape, replicated(mesh), lambda index: host[index])
+    return jax.random.wrap_key_data(array, impl=jax.random.key_impl(value)) if is_key else array
+
+
 def sharded_tower_map(mesh: Mesh):
     """A `tower_map` placing tower t on 'model' index t (or both towers locally when 'model' has size 1).
 

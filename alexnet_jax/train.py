@@ -16,6 +16,7 @@ import json
 import math
 import os
 import signal
+import socket
 import threading
 import time
 from typing import Any, NamedTuple, Sequence
@@ -28,7 +29,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from alexnet_jax import checkpoints, input_pipeline, optim, sharding
+from alexnet_jax import checkpoints, distributed, input_pipeline, optim, sharding
 from alexnet_jax.models import AlexNet, loop_over_towers
 
 
@@ -366,7 +367,7 @@ def _check_same_model(expected: dict, directory: str, config, structure: str | N
 def _prepare_workdir(workdir: str) -> None:
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, f".write_test_{os.getpid()}")
+        probe = os.path.join(workdir, f".write_test_{socket.gethostname()}_{os.getpid()}")
         with open(probe, "w") as file:
             file.write("")
         os.remove(probe)
@@ -421,10 +422,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     a non-finite step or an unusable workdir, CheckpointError when existing
     checkpoints cannot be used.
     """
-    _prepare_workdir(workdir)
+    distributed.everywhere(lambda: _prepare_workdir(workdir))  # every host must see the (shared) workdir
     lock = checkpoints.WorkdirLock(workdir)
-    if jax.process_index() == 0:
-        lock.acquire()
+    distributed.on_process_zero(lock.acquire)  # one lock per run; the others stop too if it is taken
     try:
         return _train_and_evaluate(config, workdir, _StopRequests())
     finally:
@@ -448,8 +448,13 @@ class _Setup(NamedTuple):
 
 def _setup(config) -> _Setup:
     mesh = sharding.create_mesh(config.mesh_shape)
+    if jax.process_count() > 1:
+        logging.info("%s", distributed.describe_mesh(mesh))
+        if mesh.shape["model"] > 1 and not distributed.towers_share_process(mesh):
+            logging.warning("Some data shard's towers are on different hosts: their exchanges cross the network.")
     input_config = input_pipeline.InputConfig.from_config(config)
-    data = input_pipeline.load_data(input_config)
+    # Process 0 prepares the dataset (once, on first use) before the others open it.
+    data = distributed.process_zero_first(lambda: input_pipeline.load_data(input_config))
     if data.num_classes != config.num_classes:
         raise input_pipeline.DataError(
             f"{config.dataset} has {data.num_classes} classes but config.num_classes is {config.num_classes}; "
@@ -499,13 +504,12 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     model_description = f"model={config.model} towers={config.towers} num_classes={config.num_classes}"
 
     start_step = int(jax.device_get(state.step))
-    dropout_key = jax.device_put(jax.random.key(config.seed + 1), sharding.replicated(mesh))
-    scale_sharding = sharding.replicated(mesh)
+    dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)
     batches = input_pipeline.train_dataset(data, input_config, config.batch_size, start_step=start_step).as_numpy_iterator()
 
     def set_lr_scale(state):
         hyper = dict(state.opt_state.hyperparams)
-        hyper["learning_rate_scale"] = jax.device_put(jnp.asarray(plateau.scale, hyper["learning_rate_scale"].dtype), scale_sharding)
+        hyper["learning_rate_scale"] = sharding.put_replicated(np.asarray(plateau.scale, hyper["learning_rate_scale"].dtype), mesh)
         return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
     state = set_lr_scale(state)

@@ -1,0 +1,196 @@
+"""Two processes on localhost, JAX's own runtime: the same training as one process, and a kill + restart resumes.
+
+Each process is `python main.py ... --coordinator_address=127.0.0.1:PORT
+--num_processes=2 --process_id=i` with 4 fake CPU devices (gloo CPU
+collectives, JAX's default), together a (4, 2) mesh: 'data' across the two
+processes, each data shard's two towers in one process. The reference is
+the same config trained in this test process on its 8 fake devices.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import jax
+import numpy as np
+import pytest
+
+from alexnet_jax import checkpoints, distributed, train
+from configs import smoke
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 6
+# The paper's two-tower model at its smallest input; He init and a constant learning rate so that a few
+# steps move the parameters far beyond the tolerance (the paper's N(0, 0.01) init barely moves).
+OVERRIDES = {
+    "model": "paper", "towers": 2, "image_size": 63, "resize_size": 63, "batch_size": 16, "mesh_shape": (4, 2),
+    "init_scheme": "he", "schedule": "constant", "learning_rate": 0.002, "num_train_steps": STEPS,
+    "log_every_steps": 1, "checkpoint_every_steps": 2, "eval_every_steps": 0,
+}
+TIMEOUT = 420  # seconds for one launch; a peer stuck in a collective waits forever otherwise
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Job:
+    """Two `main.py` processes of one run; killed together however the test ends."""
+
+    def __init__(self, data_dir, workdir, log_dir, name):
+        port, self.logs, self.processes = free_port(), [], []
+        environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+        for index in range(2):
+            args = [sys.executable, "main.py", "--config=configs/smoke.py", f"--config.data_dir={data_dir}",
+                    f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                    f"--process_id={index}"]
+            args += [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
+            log = open(os.path.join(log_dir, f"{name}.process{index}.log"), "w+")
+            self.logs.append(log)
+            self.processes.append(subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT))
+        self.deadline = time.time() + TIMEOUT
+
+    def output(self, index: int) -> str:
+        self.logs[index].flush()
+        self.logs[index].seek(0)
+        return self.logs[index].read()
+
+    def wait(self) -> list[int]:
+        try:
+            return [process.wait(timeout=max(1, self.deadline - time.time())) for process in self.processes]
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"timed out; process 0 wrote:\n{self.output(0)[-3000:]}") from None
+
+    def wait_for(self, condition):
+        while time.time() < self.deadline:
+            if condition():
+                return
+            if any(process.poll() is not None for process in self.processes):
+                raise AssertionError(f"a process ended first; process 0 wrote:\n{self.output(0)[-3000:]}")
+            time.sleep(0.05)
+        self.kill()
+        raise AssertionError("timed out")
+
+    def kill(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture
+def jobs():
+    started = []
+    yield lambda *args: started.append(Job(*args)) or started[-1]
+    for job in started:
+        job.kill()
+
+
+@pytest.fixture(scope="module")
+def one_process(tfds_data_dir, tmp_path_factory):
+    """The same run in this single process on its 8 fake devices."""
+    config = smoke.get_config()
+    config.data_dir = tfds_data_dir
+    for key, value in OVERRIDES.items():
+        config[key] = value
+    workdir = str(tmp_path_factory.mktemp("one_process"))
+    train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def metrics(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as file:
+        return [json.loads(line) for line in file]
+
+
+def test_two_processes_train_like_one_and_resume_after_a_kill(tfds_data_dir, one_process, jobs, tmp_path):
+    workdir = str(tmp_path / "run")
+    checkpoint_dir = os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR)
+    first = jobs(tfds_data_dir, workdir, tmp_path, "first")
+    first.wait_for(lambda: os.path.isdir(os.path.join(checkpoint_dir, "2")))  # Orbax renames it there when complete
+    first.kill()
+    killed_at = max(int(name) for name in os.listdir(checkpoint_dir) if name.isdigit())
+    assert killed_at < STEPS, "the first launch finished before it was killed"
+
+    second = jobs(tfds_data_dir, workdir, tmp_path, "second")
+    assert second.wait() == [0, 0], second.output(0)[-3000:] + second.output(1)[-3000:]
+    log0, log1 = second.output(0), second.output(1)
+    assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in log0
+    # Towers of one data shard in one process: rows p0:0 p0:1, ..., p1:2050 p1:2051.
+    assert "data 0: p0:0  p0:1" in log0 and "data 3: p1:2050  p1:2051" in log0
+    assert "process 1 of 2" in log1 and "step 1/" not in log1 and "eval at step" not in log1  # only process 0 logs
+
+    expected, got = checkpoints.load_params(one_process), checkpoints.load_params(workdir)
+    earlier = checkpoints.load_params(one_process, step=2)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier)))
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)))
+    # The same global batches and dropout keys; all-reduces across processes may sum in another order.
+    print(f"2 processes vs 1: max |difference| {difference:.1e}; parameters moved {moved:.1e} in 4 steps")
+    assert moved > 1e-3 and difference < 1e-5, (difference, moved)
+
+    reference, records = metrics(one_process), metrics(workdir)
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, STEPS + 1))  # each step once, from process 0
+    (evaluated,), (expected_eval,) = [r for r in records if "val_loss" in r], [r for r in reference if "val_loss" in r]
+    assert evaluated["val_examples"] == 360  # every test digit exactly once, over both processes
+    np.testing.assert_allclose(evaluated["val_loss"], expected_eval["val_loss"], rtol=1e-5)
+    assert evaluated["val_top1_error"] == expected_eval["val_top1_error"]
+    for got_step, expected_step in zip([r for r in records if "loss" in r], [r for r in reference if "loss" in r]):
+        np.testing.assert_allclose(got_step["loss"], expected_step["loss"], rtol=1e-5)
+
+
+def test_a_locked_workdir_stops_both_processes(tfds_data_dir, jobs, tmp_path):
+    workdir = tmp_path / "locked"
+    workdir.mkdir()
+    lock = checkpoints.WorkdirLock(str(workdir))
+    lock.acquire()  # as if another run held it
+    try:
+        job = jobs(tfds_data_dir, str(workdir), tmp_path, "locked")
+        assert job.wait() == [1, 1]
+    finally:
+        lock.release()
+    assert "is in use by another run" in job.output(0)
+    assert "error: Process 0 of the run stopped: CheckpointError:" in job.output(1)  # not waiting forever
+
+
+# ---------------------------------------------------------------------------
+# Single-process pieces
+
+
+def fake_mesh(rows):
+    devices = np.array([[SimpleNamespace(process_index=p, id=i) for p, i in row] for row in rows], dtype=object)
+    return SimpleNamespace(devices=devices, shape={"data": devices.shape[0], "model": devices.shape[1]})
+
+
+def test_towers_share_process():
+    assert distributed.towers_share_process(fake_mesh([[(0, 0), (0, 1)], [(1, 4), (1, 5)]]))
+    assert not distributed.towers_share_process(fake_mesh([[(0, 0), (1, 4)], [(0, 1), (1, 5)]]))
+    assert "data 1: p1:4  p1:5" in distributed.describe_mesh(fake_mesh([[(0, 0), (0, 1)], [(1, 4), (1, 5)]]))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("", 2, 0), "need --coordinator_address"),
+        (("10.0.0.2", 2, 0), "must be HOST:PORT"),
+        (("127.0.0.1:1234", 2, 5), r"--process_id must be in \[0, 2\)"),
+    ],
+)
+def test_initialize_rejects_incomplete_settings(args, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.initialize(*args)
+
+
+def test_agreement_with_one_process_is_a_plain_call():
+    assert distributed.everywhere(lambda: 3) == 3
+    assert distributed.process_zero_first(lambda: 4) == 4
+    with pytest.raises(KeyError):
+        distributed.on_process_zero(lambda: {}["missing"])
+    assert distributed.any_process(True) and not distributed.any_process(False)
