@@ -14,7 +14,9 @@ With one process, everything here is a no-op or a plain call.
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from typing import Callable, TypeVar
 
 import jax
@@ -78,18 +80,39 @@ def describe_processes() -> str:
     )
 
 
-def describe_mesh(mesh) -> str:
-    """The mesh as rows of (process:device id), one row per 'data' index: who holds which towers."""
+def process_hosts() -> list[str]:
+    """The host name of every process, by process index (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return [socket.gethostname()]
+    return [_decode(row) for row in _gather(_encode(socket.gethostname()))]
+
+
+def describe_mesh(mesh, hosts: list[str]) -> str:
+    """The mesh as rows of process:device, one row per 'data' index (its towers left to right), and the hosts."""
     rows = []
     for index, row in enumerate(np.asarray(mesh.devices)):
         cells = "  ".join(f"p{d.process_index}:{d.id}" for d in np.ravel(row))
         rows.append(f"  data {index}: {cells}")
-    return f"mesh {dict(mesh.shape)} (model index left to right):\n" + "\n".join(rows)
+    where = ", ".join(f"p{index} on {host}" for index, host in enumerate(hosts))
+    return f"mesh {dict(mesh.shape)} (process:device; model index left to right):\n" + "\n".join(rows) + f"\n  {where}"
 
 
-def towers_share_process(mesh) -> bool:
-    """Whether every data shard's 'model' devices (its towers) belong to one process, i.e. one host."""
-    return all(len({d.process_index for d in np.ravel(row)}) == 1 for row in np.asarray(mesh.devices))
+def towers_share_host(mesh, hosts: list[str]) -> bool:
+    """Whether every data shard's 'model' devices (its towers) are on one host, so their exchanges stay local."""
+    return all(len({hosts[d.process_index] for d in np.ravel(row)}) == 1 for row in np.asarray(mesh.devices))
+
+
+def _encode(text: str, flag: bool = False) -> np.ndarray:
+    """A fixed-size row for gathering: a flag byte, then the text (cut to fit)."""
+    data = text.encode()[: _MESSAGE_BYTES - 1]
+    row = np.zeros(_MESSAGE_BYTES, np.uint8)
+    row[0] = flag
+    row[1 : 1 + len(data)] = np.frombuffer(data, np.uint8)
+    return row
+
+
+def _decode(row: np.ndarray) -> str:
+    return bytes(row[1:]).rstrip(b"\0").decode(errors="replace")
 
 
 def _gather(row: np.ndarray) -> np.ndarray:
@@ -115,17 +138,13 @@ def agree(error: BaseException | None) -> None:
         if error is not None:
             raise error
         return
-    text = b"" if error is None else f"{type(error).__name__}: {error}".encode()[: _MESSAGE_BYTES - 1]
-    row = np.zeros(_MESSAGE_BYTES, np.uint8)
-    row[0] = error is not None
-    row[1 : 1 + len(text)] = np.frombuffer(text, np.uint8)
+    row = _encode("" if error is None else f"{type(error).__name__}: {error}", flag=error is not None)
     gathered = _gather(row)
     if error is not None:
         raise error
     for index, other in enumerate(gathered):
         if other[0]:
-            message = bytes(other[1:]).rstrip(b"\0").decode(errors="replace")
-            raise PeerError(f"Process {index} of the run stopped: {message}")
+            raise PeerError(f"Process {index} of the run stopped: {_decode(other)}")
 
 
 def _attempt(fn: Callable[[], T]) -> tuple[T | None, Exception | None]:
@@ -158,6 +177,31 @@ def process_zero_first(fn: Callable[[], T]) -> T:
         everywhere(lambda: None)  # while the others do it
         return result
     return everywhere(fn)
+
+
+def check_shared_directory(path: str) -> None:
+    """Raises on every process unless they all see `path` as one directory (checkpoints and the lock need that)."""
+    if jax.process_count() == 1:
+        return
+    token = _decode(_gather(_encode(f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"))[0])  # process 0's
+    marker = os.path.join(path, ".shared_directory_check")
+
+    def write():
+        with open(marker, "w") as file:
+            file.write(token)
+
+    def check():
+        seen = open(marker).read() if os.path.exists(marker) else "nothing"
+        if seen != token:
+            raise ValueError(
+                f"{path} is not the same directory for every process: process {jax.process_index()} on "
+                f"{socket.gethostname()} does not see the file process 0 wrote there. Use a directory on a "
+                "filesystem all hosts share (NFS, Filestore, Lustre, ...), mounted at the same path everywhere."
+            )
+
+    on_process_zero(write)
+    everywhere(check)
+    on_process_zero(lambda: os.remove(marker))
 
 
 def barrier(name: str) -> None:

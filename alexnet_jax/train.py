@@ -422,7 +422,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     a non-finite step or an unusable workdir, CheckpointError when existing
     checkpoints cannot be used.
     """
-    distributed.everywhere(lambda: _prepare_workdir(workdir))  # every host must see the (shared) workdir
+    distributed.everywhere(lambda: _prepare_workdir(workdir))
+    distributed.check_shared_directory(workdir)  # every process writes checkpoint shards there
     lock = checkpoints.WorkdirLock(workdir)
     distributed.on_process_zero(lock.acquire)  # one lock per run; the others stop too if it is taken
     try:
@@ -449,8 +450,9 @@ class _Setup(NamedTuple):
 def _setup(config) -> _Setup:
     mesh = sharding.create_mesh(config.mesh_shape)
     if jax.process_count() > 1:
-        logging.info("%s", distributed.describe_mesh(mesh))
-        if mesh.shape["model"] > 1 and not distributed.towers_share_process(mesh):
+        hosts = distributed.process_hosts()
+        logging.info("%s", distributed.describe_mesh(mesh, hosts))
+        if not distributed.towers_share_host(mesh, hosts):
             logging.warning("Some data shard's towers are on different hosts: their exchanges cross the network.")
     input_config = input_pipeline.InputConfig.from_config(config)
     # Process 0 prepares the dataset (once, on first use) before the others open it.

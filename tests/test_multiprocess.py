@@ -44,12 +44,12 @@ def free_port() -> int:
 class Job:
     """Two `main.py` processes of one run; killed together however the test ends."""
 
-    def __init__(self, data_dir, workdir, log_dir, name):
+    def __init__(self, data_dir, workdir, log_dir, name, workdir_of_process_1=None):
         port, self.logs, self.processes = free_port(), [], []
         environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
         for index in range(2):
             args = [sys.executable, "main.py", "--config=configs/smoke.py", f"--config.data_dir={data_dir}",
-                    f"--workdir={workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                    f"--workdir={workdir_of_process_1 if index and workdir_of_process_1 else workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
                     f"--process_id={index}"]
             args += [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
             log = open(os.path.join(log_dir, f"{name}.process{index}.log"), "w+")
@@ -125,7 +125,7 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tfds_data_dir, one
     log0, log1 = second.output(0), second.output(1)
     assert f"resumed from the checkpoint at step {killed_at} of {STEPS}" in log0
     # Towers of one data shard in one process: rows p0:0 p0:1, ..., p1:2050 p1:2051.
-    assert "data 0: p0:0  p0:1" in log0 and "data 3: p1:2050  p1:2051" in log0
+    assert "data 0: p0:0  p0:1" in log0 and "data 3: p1:2050  p1:2051" in log0 and "cross the network" not in log0
     assert "process 1 of 2" in log1 and "step 1/" not in log1 and "eval at step" not in log1  # only process 0 logs
 
     expected, got = checkpoints.load_params(one_process), checkpoints.load_params(workdir)
@@ -144,6 +144,14 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tfds_data_dir, one
     assert evaluated["val_top1_error"] == expected_eval["val_top1_error"]
     for got_step, expected_step in zip([r for r in records if "loss" in r], [r for r in reference if "loss" in r]):
         np.testing.assert_allclose(got_step["loss"], expected_step["loss"], rtol=1e-5)
+
+
+def test_a_workdir_the_processes_do_not_share_is_refused(tfds_data_dir, jobs, tmp_path):
+    # Process 1 sees another directory, as a host without the shared filesystem would.
+    job = jobs(tfds_data_dir, str(tmp_path / "here"), tmp_path, "unshared", str(tmp_path / "elsewhere"))
+    assert job.wait() == [1, 1]
+    assert "is not the same directory for every process: process 1" in job.output(1)
+    assert "error: Process 1 of the run stopped: ValueError:" in job.output(0)
 
 
 def test_a_locked_workdir_stops_both_processes(tfds_data_dir, jobs, tmp_path):
@@ -169,10 +177,13 @@ def fake_mesh(rows):
     return SimpleNamespace(devices=devices, shape={"data": devices.shape[0], "model": devices.shape[1]})
 
 
-def test_towers_share_process():
-    assert distributed.towers_share_process(fake_mesh([[(0, 0), (0, 1)], [(1, 4), (1, 5)]]))
-    assert not distributed.towers_share_process(fake_mesh([[(0, 0), (1, 4)], [(0, 1), (1, 5)]]))
-    assert "data 1: p1:4  p1:5" in distributed.describe_mesh(fake_mesh([[(0, 0), (0, 1)], [(1, 4), (1, 5)]]))
+def test_towers_share_host():
+    paired = fake_mesh([[(0, 0), (0, 1)], [(1, 4), (1, 5)]])
+    assert distributed.towers_share_host(paired, ["a", "b"])
+    assert not distributed.towers_share_host(fake_mesh([[(0, 0), (1, 4)], [(0, 1), (1, 5)]]), ["a", "b"])
+    # One process per GPU (SLURM's way): two processes of one host hold a data shard's towers.
+    assert distributed.towers_share_host(fake_mesh([[(0, 0), (1, 1)], [(2, 2), (3, 3)]]), ["a", "a", "b", "b"])
+    assert "data 1: p1:4  p1:5" in distributed.describe_mesh(paired, ["a", "b"])
 
 
 @pytest.mark.parametrize(
