@@ -100,6 +100,8 @@ class InputConfig:
     color_stats: str = "imagenet"  # 'imagenet' constants, or computed from the 'dataset'
     on_corrupt_image: str = "error"  # image folders: 'error' or 'skip' (and count) bad files
     shuffle_buffer: int = 10_000  # examples, for datasets streamed from disk
+    classes: str = ""  # "5,6,7": keep only these labels, renumbered 0, 1, 2 in this order; "" = all
+    train_examples_per_class: int = 0  # > 0: keep the first N training examples of each class
     half_precision: bool = False  # bfloat16 images
     seed: int = 0
 
@@ -492,7 +494,63 @@ _LOADERS = {
 def load_data(config: InputConfig) -> Data:
     """Prepares (once) and opens the dataset of `config`; raises DataError with a fix on bad input."""
     config = config.validated()
-    return _LOADERS[config.dataset](config)
+    data = _LOADERS[config.dataset](config)
+    if config.classes or config.train_examples_per_class > 0:
+        data = _subset(data, config)
+    return data
+
+
+def _parse_classes(text: str, num_classes: int) -> list[int]:
+    try:
+        classes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise DataError(f"classes must be comma-separated label numbers, e.g. '5,6,7,8,9'; got {text!r}.") from None
+    bad = [c for c in classes if not 0 <= c < num_classes]
+    if not classes or bad or len(set(classes)) != len(classes):
+        raise DataError(
+            f"classes={text!r} must list distinct labels in 0..{num_classes - 1} (the dataset has {num_classes} "
+            "classes), e.g. '5,6,7,8,9'."
+        )
+    return classes
+
+
+def _take(source, keep: np.ndarray, labels: np.ndarray):
+    if isinstance(source, ArraySource):
+        return ArraySource(source.images[keep], labels[keep])
+    return FileSource(source.paths[keep], labels[keep])
+
+
+def _subset(data: Data, config: InputConfig) -> Data:
+    """Only the classes in `config.classes` (renumbered), and at most N training examples of each."""
+    if isinstance(data.train, TfdsSource):
+        raise DataError(
+            f"classes / train_examples_per_class need a dataset held in memory or an image folder; {config.dataset} "
+            "is streamed from its TFRecord files."
+        )
+    classes = _parse_classes(config.classes, data.num_classes) if config.classes else list(range(data.num_classes))
+    new_label = np.full(data.num_classes, -1, np.int32)
+    new_label[classes] = np.arange(len(classes), dtype=np.int32)
+    sources = []
+    for split, source in (("train", data.train), ("eval", data.eval)):
+        labels = new_label[source.labels]
+        keep = labels >= 0
+        if split == "train" and config.train_examples_per_class > 0:
+            rank = np.zeros(len(labels), np.int64)  # position of each example within its class, in split order
+            for label in range(len(classes)):
+                members = np.flatnonzero(labels == label)
+                rank[members] = np.arange(len(members))
+            keep &= rank < config.train_examples_per_class
+        if not keep.any():
+            raise DataError(f"No {split} examples of classes {classes} in {config.dataset}.")
+        sources.append(_take(source, np.flatnonzero(keep), labels))
+    train, evaluation = sources
+    stats = data.color_stats
+    if config.color_stats == "dataset":
+        images = train.images if isinstance(train, ArraySource) else _sample_base_images(train, config.resize_size)
+        stats = compute_color_stats(images)
+    names = tuple(data.class_names[c] for c in classes) if data.class_names else ()
+    return dataclasses.replace(data, train=train, eval=evaluation, num_classes=len(classes), color_stats=stats,
+                               class_names=names)
 
 
 # ---------------------------------------------------------------------------

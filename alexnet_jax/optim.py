@@ -28,6 +28,14 @@ hyperparameters between steps through `opt_state.hyperparams`:
   `opt_state.hyperparams['learning_rate_scale'] = plateau.scale`; it composes
   with a warmup schedule.
 
+Transfer learning (`parameter_groups`, the `groups` argument of
+`create_optimizer`): every top-level layer is 'train' (the optimizer as
+configured), 'backbone' (the same optimizer at `backbone_lr_scale` times the
+rate) or 'frozen' (`optax.set_to_zero()`: its update is exactly zero, weight
+decay included, and the optimizer keeps no state for it). The groups are
+formed inside `optax.multi_transform`, under `inject_hyperparams`, so the
+hyperparameters above stay where the loop finds them.
+
 Schedules (`make_schedule`) are step -> rate functions: `'constant'`, `'step'`
 (multiply by `step_factor` at fixed epochs), `'cosine'` (to 0 at the last
 step) and `'plateau'` (the constant base rate; `PlateauSchedule` supplies the
@@ -36,6 +44,7 @@ drops), each with an optional linear warmup from 0 in front.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
 
@@ -49,11 +58,13 @@ __all__ = [
     "PaperSgdState",
     "paper_sgd",
     "create_optimizer",
+    "parameter_groups",
     "make_schedule",
     "PlateauSchedule",
 ]
 
 OPTIMIZERS = ("paper_sgd", "sgd", "adamw")
+GROUPS = ("train", "backbone", "frozen")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
@@ -143,11 +154,80 @@ def _adamw_scaled(learning_rate, weight_decay, learning_rate_scale=1.0):
     return optax.adamw(learning_rate * learning_rate_scale, weight_decay=weight_decay)
 
 
+_FACTORIES = {"paper_sgd": _paper_sgd_scaled, "sgd": _sgd_scaled, "adamw": _adamw_scaled}
+
+
+def layer_of(name: str) -> str:
+    """The layer a top-level parameter collection belongs to: batch-norm `bn3` goes with `conv3`."""
+    return "conv" + name[2:] if name.startswith("bn") and name[2:].isdigit() else name
+
+
+def parameter_groups(
+    params: Mapping[str, Any],
+    frozen: Sequence[str] = (),
+    head: Sequence[str] = (),
+    backbone_lr_scale: float = 1.0,
+) -> dict[str, Any]:
+    """Which optimizer group every parameter is in, for `create_optimizer(groups=...)`.
+
+    Args:
+      params: the parameter tree (arrays or shapes), top level = layer names
+        (`conv1` ... `conv5`, `fc6` ... `fc8`, batch-norm `bn1` ... `bn5`).
+      frozen: layer names whose parameters must not change (a layer's
+        batch-norm scale and offset go with it: freezing `conv2` freezes `bn2`).
+      head: the layers trained at the full rate when `backbone_lr_scale` is
+        not 1 (usually the classifier, `fc8`); every other unfrozen layer is
+        'backbone'.
+      backbone_lr_scale: the backbone's rate as a fraction of the head's.
+
+    Returns:
+      A tree with the structure of `params` whose leaves are 'train',
+      'backbone' or 'frozen'.
+
+    Raises:
+      ValueError: a name in `frozen` or `head` is not a layer of `params` (the
+        message lists the layers), or every layer would be frozen.
+    """
+    layers = sorted({layer_of(name) for name in params})
+    for kind, names in (("frozen", frozen), ("head", head)):
+        unknown = [name for name in names if name not in layers]
+        if unknown:
+            raise ValueError(f"Cannot {'freeze' if kind == 'frozen' else 'use as the head'} {unknown}: the model's "
+                             f"layers are {', '.join(layers)}.")
+    if set(layers) <= set(frozen):
+        raise ValueError(f"Every layer ({', '.join(layers)}) would be frozen: nothing would train.")
+
+    def group(name: str) -> str:
+        layer = layer_of(name)
+        if layer in frozen:
+            return "frozen"
+        return "backbone" if backbone_lr_scale != 1.0 and layer not in head else "train"
+
+    return {name: jax.tree.map(lambda _, g=group(name): g, subtree) for name, subtree in params.items()}
+
+
+def _grouped(factory: Callable[..., optax.GradientTransformation], groups, backbone_lr_scale: float):
+    """`factory` turned into one that applies it per group (see `parameter_groups`)."""
+
+    def grouped(learning_rate, *args, learning_rate_scale=1.0, **kwargs):
+        transforms = {
+            "train": factory(learning_rate, *args, learning_rate_scale=learning_rate_scale, **kwargs),
+            "backbone": factory(learning_rate, *args, learning_rate_scale=learning_rate_scale * backbone_lr_scale, **kwargs),
+            "frozen": optax.set_to_zero(),
+        }
+        return optax.multi_transform(transforms, groups)
+
+    grouped.__signature__ = inspect.signature(factory)  # inject_hyperparams reads the hyperparameter names
+    return grouped
+
+
 def create_optimizer(
     name: str,
     learning_rate: ScalarOrSchedule,
     momentum: float = 0.9,
     weight_decay: float = 5e-4,
+    groups: Any = None,
+    backbone_lr_scale: float = 1.0,
 ) -> optax.GradientTransformation:
     """An optimizer by name, with run-time adjustable hyperparameters.
 
@@ -162,6 +242,11 @@ def create_optimizer(
       learning_rate: a float or an optax schedule (see `make_schedule`).
       momentum: the SGD momentum coefficient.
       weight_decay: the weight-decay coefficient (decoupled for adamw).
+      groups: None (every parameter trains), or a tree from `parameter_groups`
+        (or a function params -> such a tree) putting each parameter in
+        'train', 'backbone' (at `backbone_lr_scale` times the rate) or 'frozen'
+        (never updated, no optimizer state).
+      backbone_lr_scale: the 'backbone' group's rate relative to 'train'.
 
     Returns:
       An `optax.inject_hyperparams` transformation: `opt_state.hyperparams` holds
@@ -173,19 +258,15 @@ def create_optimizer(
     Raises:
       ValueError: for an unknown `name`.
     """
-    if name == "paper_sgd":
-        return optax.inject_hyperparams(_paper_sgd_scaled)(
-            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
-        )
-    if name == "sgd":
-        return optax.inject_hyperparams(_sgd_scaled)(
-            learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay
-        )
-    if name == "adamw":
-        return optax.inject_hyperparams(_adamw_scaled)(
-            learning_rate=learning_rate, weight_decay=weight_decay
-        )
-    raise ValueError(f"Unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}.")
+    if name not in _FACTORIES:
+        raise ValueError(f"Unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}.")
+    factory = _FACTORIES[name]
+    if groups is not None:
+        factory = _grouped(factory, groups, backbone_lr_scale)
+    hyperparams = dict(learning_rate=learning_rate, weight_decay=weight_decay)
+    if name != "adamw":
+        hyperparams["momentum"] = momentum
+    return optax.inject_hyperparams(factory)(**hyperparams)
 
 
 def make_schedule(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import NamedTuple, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -28,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from alexnet_jax import checkpoints, input_pipeline, train  # noqa: E402
+from alexnet_jax.models import AlexNet  # noqa: E402
 
 
 def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
@@ -43,6 +45,35 @@ def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
     return config, info
 
 
+class TrainedRun(NamedTuple):
+    """What it takes to run a trained network on new images."""
+
+    config: ml_collections.ConfigDict
+    model: AlexNet
+    params: dict  # host numpy arrays, as saved
+    color_stats: input_pipeline.ColorStats  # the training set's, for normalizing inputs
+    class_names: list[str]  # one per class; the class index as text where the data set has no names
+
+
+def load_trained_run(workdir: str, step: int | None = None) -> TrainedRun:
+    """The model, parameters (latest checkpoint, or `step`) and preprocessing of a training run."""
+    config, info = load_run(workdir)
+    if config.normalization == "batchnorm":
+        raise ValueError("predict and visualize read parameters only; batch-norm models also need their running statistics.")
+    stats = input_pipeline.ColorStats(**{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in info["color_stats"].items()})
+    params = checkpoints.load_params(workdir, step)
+    names = list(info["class_names"]) or [str(i) for i in range(config.num_classes)]
+    return TrainedRun(config, train.create_model(config), params, stats, names)
+
+
+def preprocess_image(image: np.ndarray, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
+    """A uint8 image (H, W, 3) -> (S, S, 3), or (10, S, S, 3) crops, normalized as in evaluation."""
+    eval_config = input_pipeline.InputConfig(
+        image_size=config.image_size, resize_size=config.resize_size, eval_crop="ten_crop" if ten_crop else "center"
+    )
+    return input_pipeline.eval_image(tf.convert_to_tensor(image, tf.uint8), eval_config, stats).numpy()
+
+
 def preprocess(path: str, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
     """An image file -> (S, S, 3), or (10, S, S, 3) crops, normalized as in evaluation."""
     if not os.path.isfile(path):
@@ -51,34 +82,35 @@ def preprocess(path: str, config, stats: input_pipeline.ColorStats, ten_crop: bo
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
         raise ValueError(f"{path!r} cannot be read as an image (JPEG, PNG, GIF, BMP).") from error
-    eval_config = input_pipeline.InputConfig(
-        image_size=config.image_size, resize_size=config.resize_size, eval_crop="ten_crop" if ten_crop else "center"
-    )
-    return input_pipeline.eval_image(image, eval_config, stats).numpy()
+    return preprocess_image(image.numpy(), config, stats, ten_crop)
+
+
+def ranked(probabilities: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
+    """(N, classes) probabilities -> for each row, its k most probable (class name, probability), best first."""
+    results = []
+    for row in probabilities:
+        best = np.argsort(-row)[:k]
+        results.append([(class_names[i], float(row[i])) for i in best])
+    return results
 
 
 def top5(workdir: str, paths: list[str], step: int | None = None, ten_crop: bool = False) -> list[list[tuple[str, float]]]:
     """For each image, the five most probable (class name, probability) pairs."""
-    config, info = load_run(workdir)
-    if config.normalization == "batchnorm":
-        raise ValueError("predict reads parameters only; batch-norm models also need their running statistics.")
-    stats = input_pipeline.ColorStats(**{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in info["color_stats"].items()})
-    params = checkpoints.load_params(workdir, step)
-    model = train.create_model(config)
-    images = jnp.asarray(np.stack([preprocess(p, config, stats, ten_crop) for p in paths]))
-    probabilities = np.asarray(train.predict_probabilities(model, ((params, {}),), images))
-    names = info["class_names"] or [str(i) for i in range(probabilities.shape[-1])]
-    results = []
-    for row in probabilities:
-        best = np.argsort(-row)[:5]
-        results.append([(names[i], float(row[i])) for i in best])
-    return results
+    run = load_trained_run(workdir, step)
+    images = jnp.asarray(np.stack([preprocess(p, run.config, run.color_stats, ten_crop) for p in paths]))
+    probabilities = np.asarray(train.predict_probabilities(run.model, ((run.params, {}),), images))
+    return ranked(probabilities, run.class_names)
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "The --workdir of a training run.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-flags.DEFINE_bool("ten_crop", False, "Average the paper's 10 crops instead of the centre crop.")
+
+
+def define_flags() -> None:
+    """This command's flags; defined only when it runs, so importing the module (visualize, training) defines none."""
+    flags.DEFINE_string("workdir", None, "The --workdir of a training run.")
+    flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
+    flags.DEFINE_bool("ten_crop", False, "Average the paper's 10 crops instead of the centre crop.")
+    flags.mark_flag_as_required("workdir")
 
 
 def main(argv):
@@ -96,5 +128,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("workdir")
+    define_flags()
     app.run(main)

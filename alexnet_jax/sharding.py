@@ -84,6 +84,13 @@ def create_mesh(mesh_shape, devices=None) -> Mesh:
 
 def logical_shardings(mesh: Mesh, boxed_tree) -> Any:
     """NamedShardings for a tree whose leaves carry logical axis names (nn.LogicallyPartitioned)."""
+    # optax keeps an empty MaskedNode in the optimizer state of a frozen parameter group, and Flax boxes it
+    # with the parameter's axis names; it holds no array, so it gets no sharding either.
+    boxed_tree = jax.tree.map(
+        lambda x: x.unbox() if isinstance(x, nn.meta.AxisMetadata) and not jax.tree.leaves(x.unbox()) else x,
+        boxed_tree,
+        is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata),
+    )
     specs = nn.get_partition_spec(boxed_tree)
     return nn.logical_to_mesh_sharding(specs, mesh, LOGICAL_RULES)
 
@@ -97,12 +104,18 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def put_global(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A host array that every process holds in full, placed with `sharding` (across processes too)."""
+    host = np.asarray(host)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def put_replicated(value, mesh: Mesh) -> jax.Array:
     """The same host value on every device of the mesh, also across processes (where `device_put` refuses
     devices it cannot address). PRNG keys go in as key data and come out as keys."""
     is_key = jax.dtypes.issubdtype(getattr(value, "dtype", None), jax.dtypes.prng_key)
     host = np.asarray(jax.random.key_data(value) if is_key else value)
-    array = jax.make_array_from_callback(host.shape, replicated(mesh), lambda index: host[index])
+    array = put_global(host, replicated(mesh))
     return jax.random.wrap_key_data(array, impl=jax.random.key_impl(value)) if is_key else array
 
 

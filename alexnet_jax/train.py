@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from alexnet_jax import checkpoints, distributed, input_pipeline, optim, sharding
+from alexnet_jax import checkpoints, distributed, input_pipeline, optim, pretrained, sharding
 from alexnet_jax.models import AlexNet, loop_over_towers
 
 
@@ -102,7 +102,39 @@ def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.Gr
         warmup_epochs=config.warmup_epochs,
         step_epochs=tuple(config.step_epochs),
     )
-    return optim.create_optimizer(config.optimizer, schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+    return optim.create_optimizer(
+        config.optimizer, schedule, momentum=config.momentum, weight_decay=config.weight_decay,
+        groups=parameter_groups(config), backbone_lr_scale=config.get("backbone_lr_scale", 1.0),
+    )
+
+
+def layer_list(config, field: str) -> tuple[str, ...]:
+    """The layer names of a comma-separated config field ('conv1,conv2'), in order; () when unset."""
+    return tuple(name.strip() for name in config.get(field, "").split(",") if name.strip())
+
+
+def parameter_groups(config):
+    """None when everything trains at one rate; else params -> 'train'/'backbone'/'frozen' per leaf.
+
+    `freeze` lists frozen layers; `linear_probe` freezes all but the
+    classifier head; `backbone_lr_scale` != 1 trains every unfrozen layer but
+    the head at that fraction of the rate.
+    """
+    frozen, probe = layer_list(config, "freeze"), bool(config.get("linear_probe", False))
+    scale = float(config.get("backbone_lr_scale", 1.0))
+    if not (frozen or probe or scale != 1.0):
+        return None
+    if probe and frozen:
+        raise ValueError(f"linear_probe=True already freezes every layer but the head; drop freeze={config.freeze!r}.")
+    if scale <= 0:
+        raise ValueError(f"backbone_lr_scale must be > 0 (freeze layers to stop them), got {scale}.")
+
+    def groups(params):
+        head = pretrained.head_layer(params)
+        layers = {optim.layer_of(name) for name in params}
+        return optim.parameter_groups(params, sorted(layers - {head}) if probe else frozen, (head,), scale)
+
+    return groups
 
 
 # ---------------------------------------------------------------------------
@@ -282,6 +314,31 @@ class MetricsWriter:
                 if name != "step" and not isinstance(value, str):
                     self._tf.summary.scalar(name, value)
         self._tensorboard.flush()
+
+
+def write_training_curves(workdir: str) -> None:
+    """`<workdir>/training_curves.png` from metrics.jsonl; a failure only logs a warning (the run is saved)."""
+    try:
+        from alexnet_jax import visualize  # here, not on top: visualize imports train, and matplotlib is slow to import
+
+        path = visualize.write_training_curves(workdir)
+    except Exception as error:  # noqa: BLE001 - a picture must never cost a finished run
+        logging.warning("Could not plot the training curves into %s (%s: %s); the run itself is complete. "
+                        "Retry with: python -m alexnet_jax.visualize --workdir=%s", workdir, type(error).__name__,
+                        error, workdir)
+        return
+    logging.info("training curves: %s", path)
+
+
+def _init_from(config, model, state: TrainState) -> TrainState:
+    """`state` with the pretrained parameters of `config.init_from` (a head of another class count stays fresh)."""
+    towers = model.resolved()["towers"]
+    merged = distributed.everywhere(
+        lambda: pretrained.load_pretrained(config.init_from, config.model, towers, state.params,
+                                           layer_list(config, "reinit_layers"))
+    )
+    put = lambda host, like: sharding.put_global(host.astype(like.dtype), like.sharding)  # noqa: E731
+    return state.replace(params=pretrained.replace_params(state.params, merged, put))
 
 
 def _format_seconds(seconds: float) -> str:
@@ -493,9 +550,13 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     skipped = 0  # non-finite steps skipped so far (skip_nonfinite_steps)
     if checkpointer.latest_step() is None:
         state = create_train_state(model, tx, mesh, config.image_size, config.seed)
+        if config.get("init_from", ""):
+            state = _init_from(config, model, state)
         writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
         logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
     else:
+        if config.get("init_from", ""):
+            logging.info("init_from=%s is not used: the run resumes from its own checkpoints", config.init_from)
         latest, state, metadata = checkpointer.restore_latest_readable(
             target, check=_check_same_model(expected_shapes, checkpointer.directory, config, structure)
         )
@@ -591,6 +652,8 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
                     )
     finally:
         checkpointer.close()  # finishes pending writes, also when training stops on an error
+    if jax.process_index() == 0:
+        write_training_curves(workdir)
     return last_metrics
 
 

@@ -64,6 +64,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.color_stats = "dataset"  # imagenet | dataset
     config.on_corrupt_image = "error"  # or "skip" (image folders)
     config.shuffle_buffer = 10_000
+    config.classes = ""  # e.g. "5,6,7,8,9": keep only these labels, renumbered 0.. in this order
+    config.train_examples_per_class = 0  # > 0: the first N training examples of each class (few labels)
 
     # Model (alexnet_jax.models.AlexNet).
     config.model = "small"  # paper | owt | small
@@ -74,4 +76,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.dropout_rate = 0.5
     config.activation = "relu"
     config.init_scheme = "he"  # paper | he | lecun | torch
+
+    # Transfer learning (README "Transfer learning").
+    config.init_from = ""  # a .pth state dict, or a workdir / checkpoint of ours, to start from; "" = fresh
+    config.freeze = ""  # comma-separated layers that stay as they are, e.g. "conv1,conv2,conv3,conv4,conv5"
+    config.reinit_layers = ""  # with init_from: layers that start afresh anyway, e.g. "fc8" (the head)
+    config.linear_probe = False  # train only the classifier head
+    config.backbone_lr_scale = 1.0  # rate of every layer but the head, as a fraction of the head's
     return config
