@@ -87,7 +87,7 @@ def main(argv):
         logging.warning("%s", stopped)
         raise SystemExit(train.PREEMPTED_EXIT_CODE) from None
     except (input_pipeline.DataError, sharding.MeshError, train.TrainingError, checkpoints.CheckpointError,
-            distributed.PeerError, FileNotFoundError, ValueError) as error:
+            distributed.PeerError, FileNotFoundError, ImportError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None  # the message says what to do; no traceback
 
 

@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("paper_sgd", "sgd", "adamw")
-GROUPS = ("train", "backbone", "frozen")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]

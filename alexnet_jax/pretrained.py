@@ -26,6 +26,7 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoints, convert
+from alexnet_jax.optim import layer_of
 
 TORCH_SUFFIXES = (".pth", ".pt")
 
@@ -67,8 +68,9 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
       pretrained: nested dict of arrays, as from `read_weights`.
       fresh_shapes: the model's parameter tree (arrays or ShapeDtypeStructs).
       source: where `pretrained` came from, for messages.
-      reinit: layers that keep the fresh initialisation whatever their shapes
-        (e.g. `['fc8']` for a head of as many, but other, classes).
+      reinit: layers that keep the fresh initialisation whatever was saved for
+        them (e.g. `['fc8']` for a head of as many, but other, classes; a
+        layer's batch norm goes with it, `bn2` with `conv2`).
 
     Returns:
       (pretrained params restricted to the model's tree, as float32 numpy
@@ -89,11 +91,15 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
             + ". Check --config.model, --config.towers and --config.normalization."
         )
     head = head_layer(fresh_shapes)
-    unknown = [layer for layer in reinit if layer not in fresh_shapes]
+    unknown = [layer for layer in reinit if layer not in {layer_of(name) for name in fresh_shapes}]
     if unknown:
         raise PretrainedError(f"Cannot re-initialise {unknown}: the model's layers are {', '.join(fresh_shapes)}.")
     merged, reinitialised = {}, []
     for layer, fresh in fresh_shapes.items():
+        if layer_of(layer) in reinit:  # kept fresh whatever was saved for it (bn2 goes with conv2)
+            merged[layer] = {name: None for name in fresh}
+            reinitialised.append(layer)
+            continue
         merged[layer] = {}
         if set(fresh) != set(pretrained[layer]):
             raise PretrainedError(
@@ -110,13 +116,13 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
             raise PretrainedError(
                 f"Layer {layer}: the weights in {source} have shapes that the configured model does not "
                 f"(pretrained vs model: {details}). Only the classifier {head}'s class count may differ; check "
-                "--config.model, --config.towers and --config.image_size (fc6's input depends on it)."
+                "--config.model, --config.towers and --config.image_size (fc6's input depends on it), or start the "
+                f"layer afresh with --config.reinit_layers={layer}."
             )
-        fresh_layer = bool(differs) or layer in reinit
-        if fresh_layer:
+        if differs:
             reinitialised.append(layer)
         for name in fresh:
-            merged[layer][name] = None if fresh_layer else np.asarray(pretrained[layer][name], np.float32)
+            merged[layer][name] = None if differs else np.asarray(pretrained[layer][name], np.float32)
     return merged, reinitialised
 
 

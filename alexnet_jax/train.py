@@ -400,8 +400,10 @@ def _check_same_model(expected: dict, directory: str, config, structure: str | N
         if structure is not None and metadata.get("opt_state_structure") not in (None, structure):
             raise checkpoints.CheckpointMismatchError(
                 f"The checkpoint at step {step} in {directory} holds the state of another optimizer setup "
-                f"(optimizer or schedule changed since it was written; this config: optimizer={config.optimizer!r}, "
-                f"schedule={config.schedule!r}). Use the settings that wrote it, or a new --workdir."
+                f"(optimizer, schedule or parameter groups changed since it was written; this config: "
+                f"optimizer={config.optimizer!r}, schedule={config.schedule!r}, freeze={config.get('freeze', '')!r}, "
+                f"linear_probe={config.get('linear_probe', False)}, backbone_lr_scale={config.get('backbone_lr_scale', 1.0)}). "
+                "Use the settings that wrote it (see its config.json), or a new --workdir."
             )
         saved = metadata.get("param_shapes")
         if saved is None or saved == expected:
@@ -552,6 +554,9 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
         state = create_train_state(model, tx, mesh, config.image_size, config.seed)
         if config.get("init_from", ""):
             state = _init_from(config, model, state)
+        elif parameter_groups(config) is not None:
+            logging.warning("freeze / linear_probe / backbone_lr_scale are set but init_from is not: the frozen or "
+                            "slower layers start from random weights. Set --config.init_from=PATH to fine-tune.")
         writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
         logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
     else:

@@ -22,6 +22,7 @@ of the test error) is printed and written to `<out>/transfer.md`.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import time
 
@@ -41,15 +42,19 @@ METHODS = {
     "(d) linear probe (fc8 only)": {"init_from": True, "linear_probe": True},
 }
 
-flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1: each pretrains its own network and runs every method.")
-flags.DEFINE_integer("labels_per_class", 10, "Labelled training examples per target class (digits 5-9).")
-flags.DEFINE_integer("pretrain_epochs", 30, "Epochs of pretraining on the digits 0-4.")
-flags.DEFINE_integer("steps", 100, "Training steps of every target run.")
-flags.DEFINE_float("learning_rate", 0.01, "Peak learning rate of every target run.")
-flags.DEFINE_string("out", "results/transfer", "Where the runs and the table go.")
-flags.DEFINE_string("data_dir", "", "tfds data dir ('' = ~/tensorflow_datasets).")
-flags.DEFINE_bool("overwrite", False, "Replace the runs of an earlier call in --out.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """This command's flags; defined only when it runs, so importing the module defines none."""
+    flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1: each pretrains its own network and runs every method.")
+    flags.DEFINE_integer("labels_per_class", 10, "Labelled training examples per target class (digits 5-9).")
+    flags.DEFINE_integer("pretrain_epochs", 30, "Epochs of pretraining on the digits 0-4.")
+    flags.DEFINE_integer("steps", 100, "Training steps of every target run.")
+    flags.DEFINE_float("learning_rate", 0.01, "Peak learning rate of every target run.")
+    flags.DEFINE_string("out", "results/transfer", "Where the runs and the table go.")
+    flags.DEFINE_string("data_dir", "", "tfds data dir ('' = ~/tensorflow_datasets).")
+    flags.DEFINE_bool("overwrite", False, "Replace the runs of an earlier call in --out.")
 
 
 def _base(seed: int, data_dir: str):
@@ -97,8 +102,11 @@ def summarize(errors: dict[str, list[float]]) -> str:
 def main(argv):
     del argv
     runs = os.path.join(FLAGS.out, "runs")
-    if os.path.exists(runs) and not FLAGS.overwrite:
-        raise SystemExit(f"error: {runs} holds an earlier call's runs; pass --overwrite to replace them.")
+    if os.path.exists(runs):
+        if not FLAGS.overwrite:
+            raise SystemExit(f"error: {runs} holds an earlier call's runs; pass --overwrite to replace them.")
+        logging.info("--overwrite: removing the earlier runs in %s", runs)
+        shutil.rmtree(runs)
     start = time.time()
     errors: dict[str, list[float]] = {method: [] for method in METHODS}
     for seed in range(FLAGS.seeds):
@@ -118,5 +126,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     logging.set_verbosity(logging.INFO)
     app.run(main)

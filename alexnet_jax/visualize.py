@@ -412,6 +412,8 @@ def write_predictions(run: predict.TrainedRun, out: str, num_images: int = 6, dp
     data = input_pipeline.load_data(input_config)
     dataset, _ = input_pipeline.eval_dataset(data, input_config, num_images, process_index=0, process_count=1)
     batch = next(dataset.as_numpy_iterator())
+    if "mask" in batch:  # a split smaller than num_images is padded: show its real images only
+        batch = {key: value[batch["mask"].astype(bool)] for key, value in batch.items()}
     probabilities = np.asarray(
         jax.jit(lambda params, images: train.predict_probabilities(run.model, ((params, {}),), images))(
             run.params, jnp.asarray(batch["image"])

@@ -156,6 +156,9 @@ def test_mismatched_shapes_name_the_layer(tfds_data_dir, five_class_run, tmp_pat
     wrong["fc8"]["kernel"] = np.zeros((256, 10))  # more than the class count differs
     with pytest.raises(pretrained.PretrainedError, match="Layer fc8"):
         pretrained.merge_pretrained(wrong, fresh, "here")
+    merged, reinitialised = pretrained.merge_pretrained(wrong, fresh, "here", reinit=["fc8"])  # asked: no error
+    assert reinitialised == ["fc8"] and merged["fc8"] == {"kernel": None, "bias": None}
+    assert merged["conv3"]["kernel"].shape == (3, 3, 128, 192)
     missing = {key: value for key, value in fresh.items() if key != "conv3"}
     with pytest.raises(pretrained.PretrainedError, match=r"layers missing there: \['conv3'\]"):
         pretrained.merge_pretrained(missing, fresh, "here")
@@ -163,7 +166,7 @@ def test_mismatched_shapes_name_the_layer(tfds_data_dir, five_class_run, tmp_pat
     # End to end: weights of a 32x32 run into a 40x40 model (fc6's input differs); nothing is trained.
     config = digits_config(tfds_data_dir, num_train_steps=1, image_size=40, resize_size=40,
                            init_from=os.path.join(five_class_run, "checkpoints", "3"))
-    with pytest.raises(pretrained.PretrainedError, match=r"Layer fc6: .*\(1152, 512\) vs \(2048, 512\)"):
+    with pytest.raises(pretrained.PretrainedError, match=r"Layer fc6: .*\(1152, 512\) vs \(2048, 512\).*reinit_layers=fc6"):
         train.train_and_evaluate(config, str(tmp_path / "target"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train.train_and_evaluate(digits_config(tfds_data_dir, init_from=str(tmp_path / "nothing")), str(tmp_path / "t2"))
