@@ -558,7 +558,9 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
             logging.warning("freeze / linear_probe / backbone_lr_scale are set but init_from is not: the frozen or "
                             "slower layers start from random weights. Set --config.init_from=PATH to fine-tune.")
         writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
-        logging.info("starting from scratch: %d steps (%d per epoch), mesh %s", total_steps, steps_per_epoch, dict(mesh.shape))
+        logging.info("starting %s: %d steps (%d per epoch), mesh %s",
+                     f"from {config.init_from}" if config.get("init_from", "") else "from scratch", total_steps,
+                     steps_per_epoch, dict(mesh.shape))
     else:
         if config.get("init_from", ""):
             logging.info("init_from=%s is not used: the run resumes from its own checkpoints", config.init_from)
