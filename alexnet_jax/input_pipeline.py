@@ -353,7 +353,7 @@ def _load_digits(config: InputConfig) -> Data:
     builder.download_and_prepare()
     train = _tfds_arrays(builder, config.train_split or "train", config.resize_size)
     evaluation = _tfds_arrays(builder, config.eval_split or "test", config.resize_size)
-    return Data(train, evaluation, 10, _stats(config, train.images), tuple(map(str, range(10))))
+    return Data(train, evaluation, 10, _stats(config, train), tuple(map(str, range(10))))
 
 
 def _load_cifar10(config: InputConfig) -> Data:
@@ -362,7 +362,7 @@ def _load_cifar10(config: InputConfig) -> Data:
     train = _tfds_arrays(builder, config.train_split or "train", config.resize_size)
     evaluation = _tfds_arrays(builder, config.eval_split or "test", config.resize_size)
     names = tuple(builder.info.features["label"].names)
-    return Data(train, evaluation, 10, _stats(config, train.images), names)
+    return Data(train, evaluation, 10, _stats(config, train), names)
 
 
 def imagenet_manual_dir(config: InputConfig) -> str:
@@ -463,10 +463,7 @@ def _load_image_folder(config: InputConfig) -> Data:
     train_paths, train_labels, bad_train = _checked_files(config, train_paths, train_labels)
     eval_paths, eval_labels, bad_eval = _checked_files(config, eval_paths, eval_labels)
     train, evaluation = FileSource(train_paths, train_labels), FileSource(eval_paths, eval_labels)
-    stats = IMAGENET_COLOR_STATS
-    if config.color_stats == "dataset":
-        stats = compute_color_stats(_sample_base_images(train, config.resize_size))
-    return Data(train, evaluation, len(classes), stats, classes, bad_train + bad_eval)
+    return Data(train, evaluation, len(classes), _stats(config, train), classes, bad_train + bad_eval)
 
 
 def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000) -> np.ndarray:
@@ -479,8 +476,12 @@ def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000)
     return np.stack(list(dataset.as_numpy_iterator()))
 
 
-def _stats(config: InputConfig, train_images: np.ndarray) -> ColorStats:
-    return compute_color_stats(train_images) if config.color_stats == "dataset" else IMAGENET_COLOR_STATS
+def _stats(config: InputConfig, train: ArraySource | FileSource) -> ColorStats:
+    """ImageNet's constants, or (color_stats='dataset') those of the training images: all of them held in memory,
+    a sample of up to 2,000 of an image folder's."""
+    if config.color_stats != "dataset":
+        return IMAGENET_COLOR_STATS
+    return compute_color_stats(train.images if isinstance(train, ArraySource) else _sample_base_images(train, config.resize_size))
 
 
 _LOADERS = {
@@ -544,12 +545,8 @@ def _subset(data: Data, config: InputConfig) -> Data:
             raise DataError(f"No {split} examples of classes {classes} in {config.dataset}.")
         sources.append(_take(source, np.flatnonzero(keep), labels))
     train, evaluation = sources
-    stats = data.color_stats
-    if config.color_stats == "dataset":
-        images = train.images if isinstance(train, ArraySource) else _sample_base_images(train, config.resize_size)
-        stats = compute_color_stats(images)
     names = tuple(data.class_names[c] for c in classes) if data.class_names else ()
-    return dataclasses.replace(data, train=train, eval=evaluation, num_classes=len(classes), color_stats=stats,
+    return dataclasses.replace(data, train=train, eval=evaluation, num_classes=len(classes), color_stats=_stats(config, train),
                                class_names=names)
 
 
