@@ -24,6 +24,8 @@ Training augmentation (`train_augment`), on images in [0, 1]:
   'pad_crop'   the 32x32 recipe: zero-pad 4 pixels, random `image_size` crop,
                flip, optional PCA lighting;
   'none'       the evaluation's centre crop.
+`horizontal_flip=False` leaves out the flips of the first three (for images
+whose mirror image is not of the same class, such as digits).
 Evaluation (`eval_crop`): 'center' (shorter side to `resize_size`, central
 `image_size` crop) or 'ten_crop' (the four corners and the centre of the
 `resize_size` square, and their mirror images: the paper's test).
@@ -97,6 +99,7 @@ class InputConfig:
     train_augment: str = "paper"
     eval_crop: str = "center"
     pca_lighting_std: float = 0.1  # std of the lighting coefficients; 0 turns it off
+    horizontal_flip: bool = True  # random left-right flips in training (not for every kind of image: digits)
     color_stats: str = "imagenet"  # 'imagenet' constants, or computed from the 'dataset'
     on_corrupt_image: str = "error"  # image folders: 'error' or 'skip' (and count) bad files
     shuffle_buffer: int = 10_000  # examples, for datasets streamed from disk
@@ -571,7 +574,8 @@ def train_image(image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, st
         else:
             image = center_crop(image, size)
     if augment != "none":
-        image = random_flip(image, seeds[1])
+        if config.horizontal_flip:
+            image = random_flip(image, seeds[1])
         if config.pca_lighting_std > 0:
             alpha = tf.random.stateless_normal([3], seeds[3], stddev=config.pca_lighting_std)
             image = pca_lighting(image, alpha, stats)

@@ -6,7 +6,7 @@ Variants (`AlexNet(variant=...)`):
 |---------|-------------------------------------------------------|---------|-----------------------|
 | `paper` | Krizhevsky et al. 2012, two towers, LRN, 96-256-384-384-256 kernels | 224x224 | 60,965,224 |
 | `owt`   | torchvision's single-tower `alexnet` ("one weird trick"), 64-192-384-256-256, no LRN, adaptive 6x6 pool | 224x224 | 61,100,840 |
-| `small` | the same layer pattern for 32x32 images (CIFAR, upscaled digits) | 32x32 | 1,841,994 (10 classes) |
+| `small` | the same layer pattern for 32x32 images (CIFAR, upscaled digits) | 32x32 | 1,842,570 (10 classes) |
 
 The `small` variant: conv1 5x5/1 pad 2 (64) -> LRN -> max-pool 3/2 (32->15),
 conv2 5x5/1 pad 2 (128) -> LRN -> max-pool 3/2 (15->7), conv3 3x3 (192),
@@ -407,6 +407,18 @@ class AlexNet(nn.Module):
         and fc7 inputs (owt, as torchvision does); active only with train=True
         and a 'dropout' rng.
       activation: 'relu', 'tanh' or 'sigmoid'.
+      conv_features: kernel counts of the conv layers (all towers together),
+        replacing the variant's; fewer entries keep only the first layers of
+        the pattern (e.g. `(64,)`: conv1 with its LRN and pool only), `()`
+        none at all (the classifier sees the pixels). None: the variant's.
+      hidden_features: widths of the hidden fully connected layers (fc6,
+        fc7, ...), replacing the variant's; `()` for none (the output layer
+        sees the conv features). None: the variant's. The output layer is
+        always named fc{6 + number of hidden layers}.
+      residual: add each conv layer's input to its output (after the
+        normalization, before the activation) wherever the shapes agree, as
+        in ResNet's identity shortcuts; in the variants as tabled that is
+        conv4 alone.
       lrn_*: the LRN hyper-parameters (see `alexnet_jax.lrn`); the defaults
         are what the paper's code ran, = torch.nn.LocalResponseNorm(5, 1e-4, 0.75, 2).
       dtype: compute dtype (e.g. jnp.bfloat16); parameters stay in
@@ -433,6 +445,9 @@ class AlexNet(nn.Module):
     pooling: str = "overlapping"
     dropout_rate: float = 0.5
     activation: str = "relu"
+    conv_features: tuple[int, ...] | None = None
+    hidden_features: tuple[int, ...] | None = None
+    residual: bool = False
     init_scheme: str | None = None
     lrn_size: int = 5
     lrn_alpha: float = 1e-4
@@ -446,8 +461,24 @@ class AlexNet(nn.Module):
 
     @property
     def architecture(self) -> Architecture:
-        """The variant's row of `VARIANTS` (ValueError listing the variants if unknown)."""
-        return VARIANTS[_choose("model variant", self.variant, tuple(VARIANTS))]
+        """The variant's row of `VARIANTS` (ValueError listing the variants if unknown), resized by
+        `conv_features` / `hidden_features` when they are set."""
+        arch = VARIANTS[_choose("model variant", self.variant, tuple(VARIANTS))]
+        if self.conv_features is not None:
+            features = tuple(self.conv_features)
+            if len(features) > len(arch.convs) or any(not isinstance(f, int) or f < 1 for f in features):
+                raise ValueError(
+                    f"conv_features={features!r}: give at most {len(arch.convs)} positive kernel counts, one per conv "
+                    f"layer of the pattern (variant {self.variant!r} has {', '.join(str(c.features) for c in arch.convs)})."
+                )
+            convs = tuple(dataclasses.replace(layer, features=f) for layer, f in zip(arch.convs, features))
+            arch = dataclasses.replace(arch, convs=convs)
+        if self.hidden_features is not None:
+            hidden = tuple(self.hidden_features)
+            if any(not isinstance(f, int) or f < 1 for f in hidden):
+                raise ValueError(f"hidden_features={hidden!r}: give positive layer widths, or () for none.")
+            arch = dataclasses.replace(arch, hidden_features=hidden)
+        return arch
 
     def resolved(self) -> dict[str, Any]:
         """The variant-dependent settings after defaults, validated."""
@@ -458,6 +489,11 @@ class AlexNet(nn.Module):
             raise ValueError(
                 f"towers={towers!r} does not divide the layer widths of variant {self.variant!r} "
                 f"({', '.join(map(str, widths))}); use a divisor of all of them, e.g. 1 or 2."
+            )
+        if towers > 1 and not (arch.convs and arch.hidden_features):
+            raise ValueError(
+                f"towers={towers} needs at least one conv layer and one hidden layer (conv_features="
+                f"{self.conv_features!r}, hidden_features={self.hidden_features!r}); use towers=1 for this network."
             )
         normalization = arch.normalization if self.normalization is None else self.normalization
         init = arch.init_scheme if self.init_scheme is None else self.init_scheme
@@ -501,6 +537,7 @@ class AlexNet(nn.Module):
         for index, layer in enumerate(arch.convs, start=1):
             if index > 1 and not layer.within_tower:
                 x = merged(x)  # the towers exchange activations here (conv3)
+            shortcut = x
             x = TowerConv(layer, towers, init, self.dtype, self.param_dtype, self.tower_map, name=layer.name)(x)
             if normalization == "batchnorm":
                 bn_axes = ("tower", "conv_out") if towers > 1 else ("conv_out",)
@@ -515,6 +552,8 @@ class AlexNet(nn.Module):
                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros, bn_axes),
                     name=f"bn{index}",
                 )(x)
+            if self.residual and shortcut.shape == x.shape:
+                x = x + shortcut  # identity shortcut: same channels, stride 1, size-preserving padding
             x = activation(x)
             self.sow("intermediates", f"conv{index}_act", merged(x))
             use_lrn = normalization == "lrn" and layer.lrn

@@ -36,7 +36,8 @@ def model_summary(model: AlexNet, image_size: int) -> str:
             rows.append((layer, shape, f"{count_params(params[layer]):,}", kernel_text(layer)))
         else:
             rows.append((f"  {stage}", shape, "", ""))
-    rows.append(("fc8", str(logits.shape[-1]), f"{count_params(params['fc8']):,}", kernel_text("fc8")))
+    head = f"fc{len(model.architecture.hidden_features) + 6}"
+    rows.append((head, str(logits.shape[-1]), f"{count_params(params[head]):,}", kernel_text(head)))
     rows.append(("total", "", f"{count_params(params):,}", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [

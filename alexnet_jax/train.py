@@ -70,6 +70,9 @@ def create_model(config, mesh=None) -> AlexNet:
         dropout_rate=config.dropout_rate,
         activation=config.activation,
         init_scheme=config.init_scheme,
+        conv_features=layer_widths(config, "conv_features"),
+        hidden_features=layer_widths(config, "hidden_features"),
+        residual=bool(config.get("residual", False)),
         dtype=jnp.bfloat16 if config.half_precision else jnp.float32,
     )
     if mesh is None:
@@ -83,6 +86,22 @@ def create_model(config, mesh=None) -> AlexNet:
     if towers > 1:
         model = model.clone(tower_map=sharding.sharded_tower_map(mesh), merged_constraint=sharding.merged_constraint(mesh))
     return model
+
+
+def layer_widths(config, field: str) -> tuple[int, ...] | None:
+    """A comma-separated width list of the config ("64,128"): None when unset (the variant's), () for "none"."""
+    text = str(config.get(field, "")).strip()
+    if not text:
+        return None
+    if text.lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(
+            f"config.{field}={text!r} is not a comma-separated list of widths; use e.g. \"64,128,192\", "
+            "\"none\" for no such layers, or \"\" for the model variant's own."
+        ) from None
 
 
 def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
@@ -141,9 +160,17 @@ def parameter_groups(config):
 # Pure step functions
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example softmax cross-entropy, (N, classes), (N,) -> (N,)."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+    """Per-example softmax cross-entropy, (N, classes), (N,) -> (N,).
+
+    With label_smoothing e > 0 the target is (1 - e) * one-hot + e / classes
+    (Szegedy et al. 2016), as `torch.nn.CrossEntropyLoss(label_smoothing=e)`.
+    """
+    logits = logits.astype(jnp.float32)
+    if not label_smoothing:
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
 
 
 def top_k_correct(scores: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -162,11 +189,15 @@ def _variables(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
-def train_step(state: TrainState, batch: dict, dropout_key: jax.Array, *, model: AlexNet, tx) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState, batch: dict, dropout_key: jax.Array, *, model: AlexNet, tx, label_smoothing: float = 0.0
+) -> tuple[TrainState, dict]:
     """One SGD step. A step with a non-finite loss or gradient leaves the state unchanged.
 
     batch: image (B, S, S, 3), label (B,). Dropout randomness is
-    `fold_in(dropout_key, step)`, so a resumed run repeats it exactly.
+    `fold_in(dropout_key, step)`, so a resumed run repeats it exactly. The
+    loss is trained with `label_smoothing` (see `cross_entropy`) and reported
+    as it is optimised.
     """
     rng = jax.random.fold_in(dropout_key, state.step)
 
@@ -174,7 +205,7 @@ def train_step(state: TrainState, batch: dict, dropout_key: jax.Array, *, model:
         logits, updates = model.apply(
             _variables(params, state.batch_stats), batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
         )
-        return cross_entropy(logits, batch["label"]).mean(), (logits, updates.get("batch_stats", {}))
+        return cross_entropy(logits, batch["label"], label_smoothing).mean(), (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -256,12 +287,12 @@ def create_train_state(model, tx, mesh, image_size: int, seed: int) -> TrainStat
     return jax.jit(lambda key: nn.unbox(init(key)), out_shardings=shardings)(jax.random.key(seed))
 
 
-def compile_steps(model, tx, mesh, shardings):
+def compile_steps(model, tx, mesh, shardings, label_smoothing: float = 0.0):
     """The jitted train and eval steps with their input/output shardings."""
     batch = sharding.batch_sharding(mesh)
     replicated = sharding.replicated(mesh)
     p_train = jax.jit(
-        functools.partial(train_step, model=model, tx=tx),
+        functools.partial(train_step, model=model, tx=tx, label_smoothing=label_smoothing),
         in_shardings=(shardings, batch, replicated),
         out_shardings=(shardings, replicated),
         donate_argnums=(0,),
@@ -537,7 +568,7 @@ def _setup(config) -> _Setup:
 
 def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target = _setup(config)
-    p_train, p_eval = compile_steps(model, tx, mesh, shardings)
+    p_train, p_eval = compile_steps(model, tx, mesh, shardings, float(config.get("label_smoothing", 0.0)))
     plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
     writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
     _save_run_info(workdir, config, data)

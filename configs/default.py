@@ -61,6 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train_augment = "pad_crop"  # paper | inception | pad_crop | none
     config.eval_crop = "center"  # or "ten_crop", the paper's test
     config.pca_lighting_std = 0.1
+    config.horizontal_flip = True  # random flips (with any train_augment but "none")
     config.color_stats = "dataset"  # imagenet | dataset
     config.on_corrupt_image = "error"  # or "skip" (image folders)
     config.shuffle_buffer = 10_000
@@ -74,8 +75,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.norm_position = "before_pool"
     config.pooling = "overlapping"
     config.dropout_rate = 0.5
-    config.activation = "relu"
+    config.activation = "relu"  # relu | tanh | sigmoid
     config.init_scheme = "he"  # paper | he | lecun | torch
+    config.conv_features = ""  # e.g. "32,64,96,96,64": kernel counts replacing the variant's; fewer = fewer layers; "none"
+    config.hidden_features = ""  # e.g. "256,256": fc widths replacing the variant's; "none" = no hidden layer
+    config.residual = False  # identity shortcuts around convs whose input and output shapes agree (conv4)
+    config.label_smoothing = 0.0  # training targets (1 - e) * one-hot + e / classes
 
     # Transfer learning (README "Transfer learning").
     config.init_from = ""  # a .pth state dict, or a workdir / checkpoint of ours, to start from; "" = fresh

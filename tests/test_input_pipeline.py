@@ -185,6 +185,22 @@ def test_train_augment_draws_lighting_with_the_configured_std():
     assert np.all(np.abs(np.std(alphas, axis=0) - 0.1) < 0.015)
 
 
+@pytest.mark.parametrize("augment", ["paper", "pad_crop"])
+def test_horizontal_flip_off_never_mirrors(augment):
+    """An image whose every row reads 0..7: a mirrored crop would read backwards."""
+    image = tf.constant(np.tile(np.arange(8, dtype=np.uint8)[None, :, None] * 30, (8, 1, 3)))
+    stats = ip.IMAGENET_COLOR_STATS
+    for flip in (True, False):
+        config = ip.InputConfig(image_size=8, resize_size=8, train_augment=augment, pca_lighting_std=0.0,
+                                horizontal_flip=flip)
+        mirrored = 0
+        for i in range(40):
+            row = ip.train_image(image, tf.constant([0, i], tf.int64), config, stats).numpy()[4, :, 0]
+            steps = np.diff(row[row > row.min()] if augment == "pad_crop" else row)
+            mirrored += int(np.all(steps <= 0) and np.any(steps < 0))
+        assert (mirrored > 5) if flip else (mirrored == 0)
+
+
 def test_inception_augment_range_and_shape():
     config = ip.InputConfig(image_size=64, resize_size=72, train_augment="inception", pca_lighting_std=0.0)
     image = tf.constant(photos()[1])

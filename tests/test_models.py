@@ -162,6 +162,8 @@ def test_owt_logits_equal_torchvision_layout_model(size):
         dict(normalization="none"),
         dict(towers=2, activation="tanh"),
         dict(activation="sigmoid"),
+        dict(residual=True),
+        dict(residual=True, towers=2),
     ],
     ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default",
 )
@@ -180,6 +182,7 @@ def test_small_logits_equal_torch(options):
         order=options.get("norm_position", "before_pool"),
         pool=pool,
         activation=activation,
+        residual=options.get("residual", False),
     )
     reference = scale_weights(reference, gains={0: 60.0, 1: 3.0}, seed=2)
     params = torch_state_dict_to_flax(reference.state_dict(), "small", towers=towers)
@@ -191,16 +194,17 @@ def test_small_logits_equal_torch(options):
     assert np.abs(ours - expected).max() / scale < 1e-5
 
 
-@pytest.mark.parametrize("towers", [1, 2])
-def test_small_batchnorm_train_mode_equals_torch(towers):
-    reference = scale_weights(small_alexnet(10, towers=towers, lrn=None, batchnorm=True), seed=3).double().train()
+@pytest.mark.parametrize("towers,residual", [(1, False), (2, False), (1, True)])
+def test_small_batchnorm_train_mode_equals_torch(towers, residual):
+    reference = small_alexnet(10, towers=towers, lrn=None, batchnorm=True, residual=residual)
+    reference = scale_weights(reference, seed=3).double().train()
     reference.classifier.eval()  # batch norm in training mode, dropout off
     state = reference.state_dict()
     weighted = {k.rsplit(".", 1)[0] for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)}
     params = torch_state_dict_to_flax(  # batch norm starts at scale 1, bias 0 on both sides
         {k: v for k, v in state.items() if k.rsplit(".", 1)[0] in weighted}, "small", towers=towers
     )
-    model = AlexNet(10, "small", towers=towers, normalization="batchnorm", dropout_rate=0.0)
+    model = AlexNet(10, "small", towers=towers, normalization="batchnorm", dropout_rate=0.0, residual=residual)
     x = images(4, 32, seed=3)
     variables = model.init(jax.random.key(0), jnp.asarray(x))
     variables = {"params": {**nn.unbox(variables["params"]), **params}, "batch_stats": variables["batch_stats"]}

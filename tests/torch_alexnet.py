@@ -25,6 +25,17 @@ class TowerLRN(nn.Module):
         return torch.cat([self.lrn(part) for part in x.chunk(self.towers, dim=1)], dim=1)
 
 
+class Shortcut(nn.Module):
+    """`body(x) + x`: a ResNet identity shortcut around a conv (and its batch norm)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return self.body(x) + x
+
+
 class TorchvisionAlexNet(nn.Module):
     """torchvision.models.AlexNet, same module names (features / avgpool / classifier)."""
 
@@ -67,7 +78,9 @@ class PatternAlexNet(nn.Module):
     widths: the five conv widths; kernels/strides/paddings per conv; fc: the
     two hidden widths; lrn: 'tower' (each tower's channels separately),
     'all' (across all channels, crossing the tower boundary) or None;
-    order: 'before_pool' (conv, act, LRN, pool) or 'after_pool'.
+    order: 'before_pool' (conv, act, LRN, pool) or 'after_pool';
+    residual: a `Shortcut` around every conv (+ batch norm) whose output has
+    its input's shape (same width, stride 1, size-kept padding).
     """
 
     def __init__(
@@ -85,15 +98,21 @@ class PatternAlexNet(nn.Module):
         pool=(3, 2),
         activation=nn.ReLU,
         batchnorm=False,
+        residual=False,
     ):
         super().__init__()
         layers = []
         in_channels = 3
         for i in range(5):
             groups = towers if i in (1, 3, 4) else 1
-            layers.append(nn.Conv2d(in_channels, widths[i], kernels[i], strides[i], paddings[i], groups=groups))
+            conv = [nn.Conv2d(in_channels, widths[i], kernels[i], strides[i], paddings[i], groups=groups)]
             if batchnorm:
-                layers.append(nn.BatchNorm2d(widths[i], eps=1e-5))
+                conv.append(nn.BatchNorm2d(widths[i], eps=1e-5))
+            same_shape = in_channels == widths[i] and strides[i] == 1 and 2 * paddings[i] == kernels[i] - 1
+            if residual and same_shape:
+                layers.append(Shortcut(nn.Sequential(*conv)))
+            else:
+                layers.extend(conv)
             layers.append(activation())
             norm = None
             if lrn is not None and i in (0, 1):
