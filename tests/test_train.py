@@ -180,6 +180,19 @@ def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
         predict.top5(str(tmp_path / "nothing"), paths)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_label_smoothing_cross_entropy_equals_torch(smoothing):
+    import torch
+
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(6, 10)) * 3, rng.integers(0, 10, 6)
+    expected = torch.nn.functional.cross_entropy(
+        torch.tensor(logits), torch.tensor(labels), reduction="none", label_smoothing=smoothing
+    ).numpy()
+    ours = train.cross_entropy(jnp.asarray(logits, jnp.float32), jnp.asarray(labels), smoothing)
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-5)
+
+
 def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
     rng = np.random.default_rng(3)
     scores = np.concatenate([
@@ -209,3 +222,37 @@ def test_plateau_drops_the_learning_rate_in_the_loop(tfds_data_dir, tmp_path):
     # the drop decided at the eval of step 4 applies from step 5 on
     assert rates[4] == pytest.approx(1e-9) and rates[5] == pytest.approx(1e-10) and rates[10] == pytest.approx(1e-12)
 
+
+def test_train_step_compiles_once_over_many_steps(caplog):
+    # A step whose output state differed from its input in shape, dtype, weak type or sharding would
+    # compile again on the next call, and every step would pay for a compilation. The control (a new
+    # batch shape) must compile again, so the count can fail.
+    from alexnet_jax import sharding
+    from configs import default
+
+    config = default.get_config()
+    config.towers = 2  # towers on 'model' through the shard_map tower map, as the paper model trains
+    mesh = sharding.create_mesh((4, 2))  # 8 fake CPU devices (conftest.py)
+    model = train.create_model(config, mesh)
+    tx = train.create_optimizer(config, steps_per_epoch=2, total_steps=10)  # warmup + cosine: a new rate every step
+    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    dropout_key = sharding.put_replicated(jax.random.key(1), mesh)
+    rng = np.random.default_rng(0)
+
+    def batch(size):
+        host = {"image": rng.normal(size=(size, 32, 32, 3)).astype(np.float32),
+                "label": rng.integers(0, 10, size).astype(np.int32)}
+        return sharding.host_batch_to_global(host, mesh)  # as the loop feeds it: fresh host data every step
+
+    def compilations():  # jax.log_compiles logs one such line per compilation, with the argument types
+        return [r.getMessage()[:300] for r in caplog.records if r.getMessage().startswith("Compiling jit(train_step)")]
+
+    with jax.log_compiles(), caplog.at_level("WARNING"):
+        for _ in range(5):
+            state, metrics = p_train(state, batch(8), dropout_key)
+        assert int(jax.device_get(state.step)) == 5 and np.isfinite(float(metrics["loss"]))
+        assert len(compilations()) == 1, compilations()
+        p_train(state, batch(16), dropout_key)  # control: another batch shape is another program
+        assert len(compilations()) == 2, compilations()
