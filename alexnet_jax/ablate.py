@@ -10,7 +10,7 @@ a config, never a code fork. The protocol (flags):
 - `--examples_per_class` training examples per class (30: 300 of the 1,437
   training digits), so that regularization and capacity can show; every
   variant is tested on all 360 test digits;
-- `--steps` SGD steps of `--batch_size` (240 of 32: 26 epochs), the paper's
+- `--steps` SGD steps of `--batch_size` (240 of 32: about 27 epochs), the paper's
   rule (momentum 0.9, weight decay 5e-4) at the paper's rate 0.01
   (`--learning_rate`), divided by 10 once, after two thirds of the steps (the
   paper divided on plateaus; a fixed budget needs a fixed point), no warmup;

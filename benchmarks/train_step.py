@@ -104,8 +104,10 @@ from common import (  # noqa: E402
 )
 
 MODELS = ("paper", "small")
-FRAMEWORKS = ("jax", "torch", "torch_compile")
-FRAMEWORK_NAMES = {"jax": "alexnet_jax (jit)", "torch": "torch eager", "torch_compile": "torch.compile"}
+FRAMEWORKS = ("jax", "jax_bf16", "torch", "torch_compile")
+DEFAULT_FRAMEWORKS = ("jax", "torch", "torch_compile")
+FRAMEWORK_NAMES = {"jax": "alexnet_jax (jit)", "jax_bf16": "alexnet_jax bfloat16 (jit)", "torch": "torch eager",
+                   "torch_compile": "torch.compile"}
 DEFAULT_BATCHES = {"paper": "32,128", "small": "64,256"}
 DEFAULT_REPEATS = {"paper": 3, "small": 10}
 
@@ -175,7 +177,7 @@ def jax_worker(spec: dict) -> dict:
     from alexnet_jax import sharding, train  # noqa: F401 - train imports TensorFlow: part of the imports' memory
 
     rss_imports = rss_mib()
-    config = bench_config(spec["model"], spec["batch"])
+    config = bench_config(spec["model"], spec["batch"], half_precision=spec["kind"] == "jax_bf16")
     setup = jax_train_step(config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1]))
     cost = setup["compiled"].cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -283,7 +285,7 @@ def matmul_worker(spec: dict) -> dict:
                 other_cores=max(jax_timing["other_cores"], torch_timing["other_cores"]))
 
 
-WORKERS = {"jax": jax_worker, "torch": torch_worker, "torch_compile": torch_worker, "matmul": matmul_worker}
+WORKERS = {"jax": jax_worker, "jax_bf16": jax_worker, "torch": torch_worker, "torch_compile": torch_worker, "matmul": matmul_worker}
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +320,7 @@ def xla_table(rows: list[dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        if row["framework"] != "jax" or "error" in row:
+        if not row["framework"].startswith("jax") or "error" in row:
             continue
         lines.append(
             f"| {row['model']} | {row['batch']} | {row['analytic_flops'] / 1e9:.2f} "
@@ -357,8 +359,9 @@ def parse_args() -> argparse.Namespace:
                         help=f"batch sizes of the paper model (default {DEFAULT_BATCHES['paper']})")
     parser.add_argument("--small_batches", type=batch_list, default=batch_list(DEFAULT_BATCHES["small"]),
                         help=f"batch sizes of the small model (default {DEFAULT_BATCHES['small']})")
-    parser.add_argument("--frameworks", type=name_list(FRAMEWORKS), default=list(FRAMEWORKS),
-                        help="jax,torch,torch_compile (default all)")
+    parser.add_argument("--frameworks", type=name_list(FRAMEWORKS), default=list(DEFAULT_FRAMEWORKS),
+                        help="of jax,jax_bf16,torch,torch_compile (default jax,torch,torch_compile; jax_bf16 is "
+                             "alexnet_jax with half_precision=True: bfloat16 activations and compute)")
     parser.add_argument("--repeats", type=int, help="timed steps per row (default: paper 3, small 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row after compilation (default 1)")
     parser.add_argument("--matmul_size", type=int, default=4096, help="N of the N x N matmul rate (default 4096)")
