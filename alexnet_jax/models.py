@@ -415,8 +415,8 @@ class AlexNet(nn.Module):
         fc7, ...), replacing the variant's; `()` for none (the output layer
         sees the conv features). None: the variant's. The output layer is
         always named fc{6 + number of hidden layers}.
-      residual: add each conv layer's input to its output (after the
-        normalization, before the activation) wherever the shapes agree, as
+      residual: add each conv layer's input to its output (after its batch
+        norm, if any, before the activation) wherever the shapes agree, as
         in ResNet's identity shortcuts; in the variants as tabled that is
         conv4 alone.
       lrn_*: the LRN hyper-parameters (see `alexnet_jax.lrn`); the defaults
