@@ -220,6 +220,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _reached(runs: Sequence[Mapping]) -> tuple[float | None, int]:
+    """(mean steps to the target over the runs that reached it, or None if none did; how many did)."""
+    reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
+    return (statistics.mean(reached) if reached else None), len(reached)
+
+
 def summarize(results: Mapping[str, Mapping], target: float) -> str:
     """The markdown table: one row per variant, means and standard deviations over its seeds."""
     lines = [
@@ -231,12 +237,10 @@ def summarize(results: Mapping[str, Mapping], target: float) -> str:
         runs = result["runs"]
         error, error_std = _mean_std([r["test_error"] for r in runs])
         loss, loss_std = _mean_std([r["final_train_loss"] for r in runs])
-        reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-        if len(reached) == len(runs):
-            to_target = f"{statistics.mean(reached):.0f}"
-        else:
-            to_target = f"not reached ({len(reached)}/{len(runs)} runs)" if not reached else \
-                f"{statistics.mean(reached):.0f} ({len(reached)}/{len(runs)} runs)"
+        steps, count = _reached(runs)
+        to_target = "not reached" if steps is None else f"{steps:.0f}"
+        if count < len(runs):
+            to_target += f" ({count}/{len(runs)} runs)"
         overrides = ", ".join(f"{k}={v}" for k, v in result["overrides"].items()) or "-"
         lines.append(
             f"| {name} | {overrides} | {result['params']:,} | {100 * error:.1f}% ± {100 * error_std:.1f} | "
@@ -252,8 +256,7 @@ GROUP_COLOURS = dict(zip(GROUPS, ("#444444", "#d62728", "#1f77b4", "#2ca02c", "#
 def plot_test_errors(results: Mapping[str, Mapping], path: str, dpi: int = 100) -> str:
     """Horizontal bars: mean test error per variant, standard deviation as error bars, baseline dashed."""
     names = list(results)
-    means = [100 * _mean_std([r["test_error"] for r in results[n]["runs"]])[0] for n in names]
-    stds = [100 * _mean_std([r["test_error"] for r in results[n]["runs"]])[1] for n in names]
+    means, stds = zip(*(_mean_std([100 * r["test_error"] for r in results[n]["runs"]]) for n in names))
     figure = Figure(figsize=(9.0, 0.34 * len(names) + 1.4), dpi=dpi)
     axes = figure.add_axes((0.36, 0.9 / (0.34 * len(names) + 1.4), 0.6, 1 - 1.3 / (0.34 * len(names) + 1.4)))
     rows = np.arange(len(names))[::-1]
@@ -284,9 +287,9 @@ def plot_train_error_curves(results: Mapping[str, Mapping], names: Sequence[str]
                       linewidth=0.8)
         length = min(len(r["curve_steps"]) for r in runs)
         mean = np.mean([r["curve_train_error"][:length] for r in runs], axis=0)
-        reached = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
-        label = f"{name}: {statistics.mean(reached):.0f} steps to {100 * target:.0f}%" if len(reached) == len(runs) \
-            else f"{name}: {100 * target:.0f}% reached in {len(reached)}/{len(runs)} runs"
+        steps, count = _reached(runs)
+        label = f"{name}: {steps:.0f} steps to {100 * target:.0f}%" if count == len(runs) \
+            else f"{name}: {100 * target:.0f}% reached in {count}/{len(runs)} runs"
         axes.plot(runs[0]["curve_steps"][:length], 100 * mean, style, color=colour, linewidth=2, label=label)
     axes.axhline(100 * target, color="grey", linewidth=0.8)
     axes.set_xlabel("training step")
