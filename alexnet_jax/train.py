@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
+from jax import lax
 
 from alexnet_jax import checkpoints, distributed, input_pipeline, optim, pretrained, sharding
 from alexnet_jax.models import AlexNet, loop_over_towers
@@ -208,15 +209,18 @@ def train_step(
         return cross_entropy(logits, batch["label"], label_smoothing).mean(), (logits, updates.get("batch_stats", {}))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = state.replace(
-        step=state.step + 1, params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats
-    )
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    # Keep the last good state on a non-finite step; the loop stops (or skips) on it.
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state.replace(step=state.step + 1))
-    hyper = opt_state.hyperparams
+
+    def update(state):
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats)
+
+    # Keep the last good state on a non-finite step; the loop stops (or skips) on it. A cond, not a
+    # `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes over every
+    # weight and its momentum, which cost about 1 s per step for fc6 and fc7 (README, Performance).
+    new_state = lax.cond(finite, update, lambda state: state, state).replace(step=state.step + 1)
+    hyper = new_state.opt_state.hyperparams
     metrics = {
         "loss": loss,
         "top1_error": 1.0 - top_k_correct(logits, batch["label"], 1).mean(),
@@ -287,17 +291,32 @@ def create_train_state(model, tx, mesh, image_size: int, seed: int) -> TrainStat
     return jax.jit(lambda key: nn.unbox(init(key)), out_shardings=shardings)(jax.random.key(seed))
 
 
+# XLA:CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions, above all
+# their kernel gradients, made the paper model's train step about 1.4x slower than XLA's own (Eigen)
+# convolutions, so on CPU the steps keep YNNPACK for dots only (README, Performance).
+CPU_COMPILER_OPTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+}
+
+
+def compiler_options(mesh) -> dict | None:
+    """XLA options for the steps compiled for `mesh`: `CPU_COMPILER_OPTIONS` on CPU, none elsewhere."""
+    return dict(CPU_COMPILER_OPTIONS) if mesh.devices.flat[0].platform == "cpu" else None
+
+
 def compile_steps(model, tx, mesh, shardings, label_smoothing: float = 0.0):
     """The jitted train and eval steps with their input/output shardings."""
     batch = sharding.batch_sharding(mesh)
     replicated = sharding.replicated(mesh)
+    options = compiler_options(mesh)
     p_train = jax.jit(
         functools.partial(train_step, model=model, tx=tx, label_smoothing=label_smoothing),
         in_shardings=(shardings, batch, replicated),
         out_shardings=(shardings, replicated),
         donate_argnums=(0,),
+        compiler_options=options,
     )
-    p_eval = jax.jit(functools.partial(eval_step, model=model), out_shardings=replicated)
+    p_eval = jax.jit(functools.partial(eval_step, model=model), out_shardings=replicated, compiler_options=options)
     return p_train, p_eval
 
 

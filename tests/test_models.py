@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from alexnet_jax.convert import torch_state_dict_to_flax
-from alexnet_jax.models import AlexNet, count_params, vmap_over_towers
+from alexnet_jax.models import AlexNet, count_params, max_pool, vmap_over_towers
 from torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
 
 
@@ -373,3 +373,40 @@ def test_bad_options_name_the_valid_ones(kwargs, message):
 def test_rejects_channels_first_images():
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         AlexNet(10, "small").init(jax.random.key(0), jnp.zeros((1, 3, 32, 32)))
+
+
+# ---------------------------------------------------------------- max-pooling gradient
+
+
+@pytest.mark.parametrize("window,stride", [(3, 2), (2, 2), (2, 3), (3, 1)])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_value_and_gradient_equal_torch(window, stride, ties):
+    """models.max_pool's own gradient rule against torch's max_pool2d, first maximum on ties."""
+    rng = np.random.default_rng(3)
+    # With ties, small integers make most windows hold several equal maxima:
+    # only the first (row-major) may get the gradient, as in torch.
+    x = rng.integers(0, 3, (2, 13, 13, 5)) if ties else rng.normal(size=(2, 13, 13, 5))
+    x = x.astype(np.float32)
+    if ties:
+        assert (x == 2).sum() > x.size // 4  # the control: many windows tie
+    grad_out = rng.normal(size=(2, (13 - window) // stride + 1, (13 - window) // stride + 1, 5)).astype(np.float32)
+    y, vjp = jax.vjp(lambda a: max_pool(a, window, stride), jnp.asarray(x))
+    (grad_x,) = jax.jit(vjp)(jnp.asarray(grad_out))
+
+    tx = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, window, stride)
+    ty.backward(torch.tensor(grad_out.transpose(0, 3, 1, 2), dtype=torch.float64))
+    np.testing.assert_array_equal(np.asarray(y), ty.detach().numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(np.asarray(grad_x), tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-6)
+    # Each window's gradient lands once: the totals agree.
+    np.testing.assert_allclose(float(grad_x.sum()), float(grad_out.sum()), rtol=1e-5)
+
+
+def test_max_pool_gradient_with_a_tower_axis_equals_per_tower_pooling():
+    """(towers, N, H, W, C) input, as the paper model pools it, against each tower pooled alone."""
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 3, 27, 27, 4)).astype(np.float32))
+    g = jnp.asarray(np.random.default_rng(5).normal(size=(2, 3, 13, 13, 4)).astype(np.float32))
+    (together,) = jax.vjp(lambda a: max_pool(a, 3, 2), x)[1](g)
+    for t in range(2):
+        (alone,) = jax.vjp(lambda a: max_pool(a, 3, 2), x[t])[1](g[t])
+        np.testing.assert_array_equal(np.asarray(together[t]), np.asarray(alone))
