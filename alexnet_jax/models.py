@@ -52,7 +52,6 @@ Fan-in never counts the tower axis of a tower's own kernel.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -197,67 +196,12 @@ def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, stride: int, 
     return y + bias
 
 
-def _reduce_max_pool(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
+def max_pool(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
+    """VALID max-pooling over the (H, W) axes of a (..., H, W, C) array."""
     lead = (1,) * (x.ndim - 3)
     return lax.reduce_window(
         x, -jnp.inf, lax.max, lead + (window, window, 1), lead + (stride, stride, 1), "VALID"
     )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def max_pool(x: jnp.ndarray, window: int, stride: int) -> jnp.ndarray:
-    """VALID max-pooling over the (H, W) axes of a (..., H, W, C) array.
-
-    The gradient goes to the first maximum of each window in row-major order,
-    as in torch's `max_pool2d` and XLA's own `select_and_scatter`, but is
-    computed by `_max_pool_backward` from `window**2` strided slices: XLA:CPU
-    lowers `select_and_scatter` to a scatter with index arrays, which made
-    the pooling gradients 3-4x slower (README, Performance).
-    """
-    return _reduce_max_pool(x, window, stride)
-
-
-def _max_pool_forward(x, window, stride):
-    y = _reduce_max_pool(x, window, stride)
-    return y, (x, y)
-
-
-def _max_pool_backward(window, stride, residuals, grad):
-    """Each window's gradient to its first maximum, gathered per stride phase of x.
-
-    Window element (i, j) of output (a, b) sits at x[i + a*stride, j + b*stride]:
-    in the phase (i % stride, j % stride) of x, at (a + i // stride, b + j // stride).
-    The contributions are added into the stride**2 phase arrays with plain pads,
-    which are then interleaved once; padding every tap to the size of x with
-    interior padding instead measured 1.25x slower over the whole train step.
-    """
-    x, y = residuals
-    lead = x.ndim - 3
-    (height, width), (out_height, out_width) = x.shape[-3:-1], y.shape[-3:-1]
-    phase_height, phase_width = -(-height // stride), -(-width // stride)
-    zero = jnp.zeros((), grad.dtype)
-    taken = jnp.zeros(y.shape, bool)  # windows whose maximum has had its gradient
-    phases = {}
-    for i in range(window):
-        for j in range(window):
-            bottom, right = i + (out_height - 1) * stride + 1, j + (out_width - 1) * stride + 1
-            tap = lax.slice(x, (0,) * lead + (i, j, 0), x.shape[:lead] + (bottom, right, x.shape[-1]),
-                            (1,) * lead + (stride, stride, 1))
-            first = (tap == y) & ~taken
-            taken = taken | first
-            top, left = i // stride, j // stride
-            placed = lax.pad(jnp.where(first, grad, zero), zero, [(0, 0, 0)] * lead + [
-                (top, phase_height - top - out_height, 0), (left, phase_width - left - out_width, 0), (0, 0, 0)])
-            key = (i % stride, j % stride)
-            phases[key] = phases[key] + placed if key in phases else placed
-    empty = jnp.zeros(x.shape[:lead] + (phase_height, phase_width, x.shape[-1]), grad.dtype)  # window < stride
-    rows = [jnp.stack([phases.get((p, q), empty) for q in range(stride)], axis=-2) for p in range(stride)]
-    grid = jnp.stack(rows, axis=-4)  # (..., phase_height, stride, phase_width, stride, C)
-    grad_x = grid.reshape(x.shape[:lead] + (phase_height * stride, phase_width * stride, x.shape[-1]))
-    return (grad_x[..., :height, :width, :],)
-
-
-max_pool.defvjp(_max_pool_forward, _max_pool_backward)
 
 
 def _averaging_matrix(size_in: int, size_out: int) -> np.ndarray:

@@ -381,7 +381,7 @@ def test_rejects_channels_first_images():
 @pytest.mark.parametrize("window,stride", [(3, 2), (2, 2), (2, 3), (3, 1)])
 @pytest.mark.parametrize("ties", [False, True])
 def test_max_pool_value_and_gradient_equal_torch(window, stride, ties):
-    """models.max_pool's own gradient rule against torch's max_pool2d, first maximum on ties."""
+    """models.max_pool and its gradient against torch's max_pool2d: the first maximum gets it on ties."""
     rng = np.random.default_rng(3)
     # With ties, small integers make most windows hold several equal maxima:
     # only the first (row-major) may get the gradient, as in torch.
