@@ -104,9 +104,10 @@ from common import (  # noqa: E402
 )
 
 MODELS = ("paper", "small")
-FRAMEWORKS = ("jax", "jax_bf16", "torch", "torch_compile")
+FRAMEWORKS = ("jax", "jax_bf16", "jax_ynn_conv", "torch", "torch_compile")
 DEFAULT_FRAMEWORKS = ("jax", "torch", "torch_compile")
-FRAMEWORK_NAMES = {"jax": "alexnet_jax (jit)", "jax_bf16": "alexnet_jax bfloat16 (jit)", "torch": "torch eager",
+FRAMEWORK_NAMES = {"jax": "alexnet_jax (jit)", "jax_bf16": "alexnet_jax bfloat16 (jit)",
+                   "jax_ynn_conv": "alexnet_jax, YNNPACK convs (jit)", "torch": "torch eager",
                    "torch_compile": "torch.compile"}
 DEFAULT_BATCHES = {"paper": "32,128", "small": "64,256"}
 DEFAULT_REPEATS = {"paper": 3, "small": 10}
@@ -174,9 +175,11 @@ def train_flops(macs: dict, batch: int) -> tuple[float, float]:
 def jax_worker(spec: dict) -> dict:
     import jax
 
-    from alexnet_jax import sharding, train  # noqa: F401 - train imports TensorFlow: part of the imports' memory
+    from alexnet_jax import sharding, train  # train imports TensorFlow: part of the imports' memory
 
     rss_imports = rss_mib()
+    if spec["kind"] == "jax_ynn_conv":
+        train.CPU_COMPILER_OPTIONS = {}  # XLA:CPU's own default: YNNPACK also for convolutions
     config = bench_config(spec["model"], spec["batch"], half_precision=spec["kind"] == "jax_bf16")
     setup = jax_train_step(config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1]))
     cost = setup["compiled"].cost_analysis()
@@ -285,7 +288,7 @@ def matmul_worker(spec: dict) -> dict:
                 other_cores=max(jax_timing["other_cores"], torch_timing["other_cores"]))
 
 
-WORKERS = {"jax": jax_worker, "jax_bf16": jax_worker, "torch": torch_worker, "torch_compile": torch_worker, "matmul": matmul_worker}
+WORKERS = {"jax": jax_worker, "jax_bf16": jax_worker, "jax_ynn_conv": jax_worker, "torch": torch_worker, "torch_compile": torch_worker, "matmul": matmul_worker}
 
 
 # ---------------------------------------------------------------------------
@@ -315,15 +318,15 @@ def throughput_table(rows: list[dict]) -> str:
 
 def xla_table(rows: list[dict]) -> str:
     lines = [
-        "| model | batch | analytic GFLOP (3x fwd) | analytic as XLA counts | XLA cost_analysis GFLOP "
+        "| model | batch | step | analytic GFLOP (3x fwd) | analytic as XLA counts | XLA cost_analysis GFLOP "
         "| XLA / analytic as XLA counts | XLA temp MiB | XLA args + outputs - aliased + temp MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         if not row["framework"].startswith("jax") or "error" in row:
             continue
         lines.append(
-            f"| {row['model']} | {row['batch']} | {row['analytic_flops'] / 1e9:.2f} "
+            f"| {row['model']} | {row['batch']} | {FRAMEWORK_NAMES[row['framework']]} | {row['analytic_flops'] / 1e9:.2f} "
             f"| {row['analytic_xla_flops'] / 1e9:.2f} "
             f"| {row['xla_flops'] / 1e9:.2f} | {row['xla_flops'] / row['analytic_xla_flops']:.3f} "
             f"| {row['xla_temp_bytes'] / 2**20:.0f} | {row['xla_peak_bytes'] / 2**20:.0f} |"
@@ -360,8 +363,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--small_batches", type=batch_list, default=batch_list(DEFAULT_BATCHES["small"]),
                         help=f"batch sizes of the small model (default {DEFAULT_BATCHES['small']})")
     parser.add_argument("--frameworks", type=name_list(FRAMEWORKS), default=list(DEFAULT_FRAMEWORKS),
-                        help="of jax,jax_bf16,torch,torch_compile (default jax,torch,torch_compile; jax_bf16 is "
-                             "alexnet_jax with half_precision=True: bfloat16 activations and compute)")
+                        help="of jax,jax_bf16,jax_ynn_conv,torch,torch_compile (default jax,torch,torch_compile; "
+                             "jax_bf16 is alexnet_jax with half_precision=True: bfloat16 activations and compute; "
+                             "jax_ynn_conv compiles its step with XLA:CPU's default YNNPACK convolutions instead of "
+                             "train.CPU_COMPILER_OPTIONS)")
     parser.add_argument("--repeats", type=int, help="timed steps per row (default: paper 3, small 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row after compilation (default 1)")
     parser.add_argument("--matmul_size", type=int, default=4096, help="N of the N x N matmul rate (default 4096)")
