@@ -292,7 +292,7 @@ def create_train_state(model, tx, mesh, image_size: int, seed: int) -> TrainStat
 
 
 # XLA:CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions, above all
-# their kernel gradients, made the paper model's train step about 1.4x slower than XLA's own (Eigen)
+# their kernel gradients, made the train step 1.5-2x slower than XLA's own (Eigen)
 # convolutions, so on CPU the steps keep YNNPACK for dots only (README, Performance).
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",

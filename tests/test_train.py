@@ -256,3 +256,53 @@ def test_train_step_compiles_once_over_many_steps(caplog):
         assert len(compilations()) == 1, compilations()
         p_train(state, batch(16), dropout_key)  # control: another batch shape is another program
         assert len(compilations()) == 2, compilations()
+
+
+def test_cpu_compiled_train_step_equals_torch_gradient():
+    """compile_steps' step as it trains on CPU (train.CPU_COMPILER_OPTIONS: XLA's own convolutions,
+    the non-finite guard as a cond) against a float64 PyTorch model with groups=2 and per-tower LRN."""
+    import torch
+    import torch.nn.functional as F
+
+    from alexnet_jax import sharding
+    from alexnet_jax.convert import torch_state_dict_to_flax
+    from torch_alexnet import paper_alexnet
+
+    config = imagenet.get_config()
+    config.num_classes, config.batch_size, config.mesh_shape = 10, 2, (1, 1)
+    # At the first step momentum is zero, so with no weight decay the update is -lr * gradient.
+    config.dropout_rate, config.weight_decay, config.learning_rate = 0.0, 0.0, 1.0
+    config.schedule, config.warmup_epochs = "constant", 0.0
+    mesh = sharding.create_mesh((1, 1), devices=jax.devices()[:1])
+    assert train.compiler_options(mesh) == train.CPU_COMPILER_OPTIONS != {}
+
+    torch.manual_seed(0)
+    reference = paper_alexnet(10, lrn="tower").double().eval()
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(2, 224, 224, 3)).astype(np.float32)
+    labels = np.array([3, 7], np.int32)
+    loss = F.cross_entropy(reference(torch.tensor(images.transpose(0, 3, 1, 2)).double()), torch.tensor(labels).long())
+    loss.backward()
+    expected = torch_state_dict_to_flax({name: p.grad for name, p in reference.named_parameters()}, "paper")
+
+    model = train.create_model(config, mesh)
+    tx = train.create_optimizer(config, steps_per_epoch=1, total_steps=10)
+    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    weights = torch_state_dict_to_flax(reference.state_dict(), "paper")
+    params = jax.tree.map(lambda old, new: jax.device_put(np.asarray(new, np.float32), old.sharding), state.params, weights)
+    state = state.replace(params=params)
+    initial = jax.device_get(params)
+    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    batch = sharding.host_batch_to_global({"image": images, "label": labels}, mesh)
+    state, metrics = p_train(state, batch, sharding.put_replicated(jax.random.key(0), mesh))
+
+    assert bool(metrics["finite"])
+    np.testing.assert_allclose(float(metrics["loss"]), loss.item(), rtol=1e-5)
+    gradients = jax.tree.map(lambda before, after: (before - after) / config.learning_rate, initial, jax.device_get(state.params))
+    for layer in expected:
+        for name in ("kernel", "bias"):
+            ours, theirs = np.asarray(gradients[layer][name]), np.asarray(expected[layer][name])
+            scale = np.abs(theirs).max()
+            assert scale > 0, (layer, name)
+            assert np.abs(ours - theirs).max() / scale < 1e-4, (layer, name, np.abs(ours - theirs).max(), scale)
