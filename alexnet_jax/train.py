@@ -218,7 +218,7 @@ def train_step(
 
     # Keep the last good state on a non-finite step; the loop stops (or skips) on it. A cond, not a
     # `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes over every
-    # weight and its momentum, which cost about 1 s per step for fc6 and fc7 (README, Performance).
+    # weight and its momentum: about 1 s of op time per step, mostly fc6 and fc7 (README, Performance).
     new_state = lax.cond(finite, update, lambda state: state, state).replace(step=state.step + 1)
     hyper = new_state.opt_state.hyperparams
     metrics = {

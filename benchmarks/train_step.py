@@ -13,6 +13,10 @@ What is timed, per model and batch size:
         Compiled ahead of time (`p_train.lower(...).compile()`, timed as
         "compile"); the timed calls then go through `p_train` itself, which
         reuses that executable (checked: one cache entry at the end).
+        Optional rows (`--frameworks`): `jax_bf16`, the same step with
+        `half_precision=True`; `jax_ynn_conv`, the same step compiled with
+        XLA:CPU's default YNNPACK convolutions instead of
+        `train.CPU_COMPILER_OPTIONS`, which measures that option.
   (ii)  PyTorch eager: the independent model of `tests/torch_alexnet.py`
         (`paper_alexnet()`: groups=2 on conv2/4/5 and LRN on each tower's
         channels; `small_alexnet()`), initialised like the JAX config's
