@@ -11,7 +11,10 @@ a config, never a code fork. The protocol (flags):
   training digits), so that regularization and capacity can show; every
   variant is tested on all 360 test digits;
 - `--steps` SGD steps of `--batch_size` (240 of 32: about 27 epochs), the paper's
-  rule (momentum 0.9, weight decay 5e-4) at the paper's rate 0.01
+  rule (momentum 0.9, weight decay 5e-4 on the parameters the base config's
+  `weight_decay_on` names: the kernels only by default; the table in
+  docs/ablation was measured before that option, with every parameter
+  decayed, which `--config.weight_decay_on=all` reproduces) at the paper's rate 0.01
   (`--learning_rate`), divided by 10 once, after two thirds of the steps (the
   paper divided on plateaus; a fixed budget needs a fixed point), no warmup;
 - evaluation once, at the end; the training loss and error of every step
@@ -83,7 +86,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("no dropout", "regularization", {"dropout_rate": 0.0}),
     Variant("no data augmentation", "regularization", {"train_augment": "none"}),
     Variant("no PCA lighting", "regularization", {"pca_lighting_std": 0.0}),
-    Variant("no flips", "regularization", {"horizontal_flip": False}),
+    Variant("with flips", "regularization", {"horizontal_flip": True}),  # the default has none: digits
     Variant("no LRN", "architecture", {"normalization": "none"}),
     Variant("non-overlapping pooling (2/2)", "architecture", {"pooling": "non_overlapping"}),
     Variant("two towers (paper's connectivity)", "architecture", {"towers": 2}),

@@ -11,7 +11,8 @@ Datasets (`InputConfig.dataset`):
   'digits'        the embedded `sklearn_digits` builder (no download, 32x32);
   'imagenet2012'  tfds `imagenet2012`, prepared from the user's own
                   ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar;
-  'cifar10'       tfds `cifar10` (downloads once on a machine with internet);
+  'cifar10'       the official cifar-10-binary.tar.gz in manual_dir, read into memory,
+                  or tfds `cifar10` if already prepared in data_dir; never downloaded;
   'image_folder'  `root/<split>/<class>/<image>` trees of JPEG/PNG/GIF/BMP files.
 
 Training augmentation (`train_augment`), on images in [0, 1]:
@@ -48,6 +49,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import alexnet_jax.datasets  # noqa: F401  (registers sklearn_digits)
+from alexnet_jax.datasets import cifar10
+from alexnet_jax.sharding import BatchRows
 
 DATASETS = ("digits", "imagenet2012", "cifar10", "image_folder")
 TRAIN_AUGMENTS = ("paper", "inception", "pad_crop", "none")
@@ -147,12 +150,58 @@ class ColorStats:
 IMAGENET_COLOR_STATS = ColorStats(IMAGENET_MEAN, IMAGENET_STD, IMAGENET_EIGVAL, IMAGENET_EIGVEC)
 
 
-def compute_color_stats(images: np.ndarray) -> ColorStats:
-    """Mean, std and PCA of the RGB values of uint8 images (N, H, W, 3), as the paper did for ImageNet."""
-    pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
-    mean = pixels.mean(0)
-    std = pixels.std(0)
-    covariance = np.cov(pixels, rowvar=False)
+def _pixel_blocks(chunk: np.ndarray, block_pixels: int):
+    """The uint8 pixels of `chunk` (..., 3) as (M <= block_pixels, 3) views (copied if strided)."""
+    chunk = np.asarray(chunk)
+    if chunk.dtype != np.uint8 or chunk.ndim < 2 or chunk.shape[-1] != 3:
+        got = f"{chunk.dtype} {chunk.shape}"
+        raise ValueError(f"colour statistics need uint8 arrays shaped (..., 3); got {got}.")
+    per_item = math.prod(chunk.shape[1:-1])  # pixels per image (1 for an (M, 3) array of pixels)
+    items = max(1, block_pixels // max(per_item, 1))
+    for start in range(0, len(chunk), items):
+        pixels = chunk[start : start + items].reshape(-1, 3)
+        for first in range(0, len(pixels), block_pixels):
+            yield pixels[first : first + block_pixels]
+
+
+def compute_color_stats(images, chunk_pixels: int = 1 << 16) -> ColorStats:
+    """Mean, std and PCA of the RGB values of uint8 images, as the paper did for ImageNet.
+
+    `images`: one uint8 array (N, H, W, 3) (or (M, 3) pixels), or an iterable
+    of such arrays (chunks of a dataset; sizes may differ). One pass in blocks
+    of `chunk_pixels` pixels, so memory stays bounded (about 2 MB) whatever the
+    dataset's size. Pixels are x / 255: mean, std (ddof=0, as `np.std`) and
+    covariance (ddof=1, as `np.cov`) per channel, its eigenvalues descending
+    (clipped at 0) and eigenvectors as columns; std is clipped at 1e-3.
+
+    The sums are exact integers: the count n, per-channel sums s_i and sums of
+    products S_ij of the uint8 values (each block's by a float64 matmul, exact
+    since every partial sum is an integer below 2**53; the totals in int64,
+    exact up to 1.4e14 pixels). Then cov_ij = (n S_ij - s_i s_j) / (255^2 n (n-1))
+    with the numerator in Python integers: no cancellation, one rounding, so
+    a large mean with a tiny spread loses no digits (np.cov's two-pass float64
+    rounds a little on every pixel).
+    """
+    chunks = [images] if isinstance(images, np.ndarray) else images
+    # Columns: R, G, B and a column of ones, so one matmul gives S, s (last row) and n (corner).
+    buffer = np.ones((chunk_pixels, 4), np.float64)
+    totals = np.zeros((4, 4), np.int64)
+    for chunk in chunks:
+        for pixels in _pixel_blocks(chunk, chunk_pixels):
+            block = buffer[: len(pixels)]
+            block[:, :3] = pixels
+            totals += (block.T @ block).astype(np.int64)
+    totals = [[int(value) for value in row] for row in totals]
+    n, sums, products = totals[3][3], totals[3][:3], [row[:3] for row in totals[:3]]
+    if n < 2:
+        raise ValueError(f"colour statistics need at least 2 pixels; got {n}.")
+    scale = 255 * 255
+    mean = np.array([s / (255 * n) for s in sums])
+    std = np.sqrt([(n * products[i][i] - sums[i] ** 2) / (scale * n * n) for i in range(3)])
+    covariance = np.array([
+        [(n * products[i][j] - sums[i] * sums[j]) / (scale * n * (n - 1)) for j in range(3)]
+        for i in range(3)
+    ])
     eigval, eigvec = np.linalg.eigh(covariance)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0.0, None), eigvec[:, order]
@@ -360,12 +409,23 @@ def _load_digits(config: InputConfig) -> Data:
 
 
 def _load_cifar10(config: InputConfig) -> Data:
+    """A tfds `cifar10` prepared in data_dir, else the official binary archive in manual_dir.
+
+    Never a download: offline, tfds's hangs for minutes. Both sources give the examples in the
+    archive's order (see alexnet_jax/datasets/cifar10.py).
+    """
     builder = tfds.builder("cifar10", data_dir=_data_dir(config))
-    builder.download_and_prepare()  # a download on first use; see README
-    train = _tfds_arrays(builder, config.train_split or "train", config.resize_size)
-    evaluation = _tfds_arrays(builder, config.eval_split or "test", config.resize_size)
-    names = tuple(builder.info.features["label"].names)
-    return Data(train, evaluation, 10, _stats(config, train), names)
+    try:
+        if builder.is_prepared():
+            cifar = cifar10.Cifar10.from_tfds(builder)
+        else:
+            archive = cifar10.find_archive(imagenet_manual_dir(config), builder.data_dir)
+            cifar = cifar10.Cifar10.from_archive(archive)
+        train = _tfds_arrays(cifar, config.train_split or "train", config.resize_size)
+        evaluation = _tfds_arrays(cifar, config.eval_split or "test", config.resize_size)
+    except cifar10.Cifar10Error as error:
+        raise DataError(str(error)) from None
+    return Data(train, evaluation, cifar10.NUM_CLASSES, _stats(config, train), cifar.class_names)
 
 
 def imagenet_manual_dir(config: InputConfig) -> str:
@@ -408,21 +468,43 @@ def _load_imagenet(config: InputConfig) -> Data:
     )
 
 
-def _list_image_folder(root: str, split: str, class_names=None):
+def _visible(names) -> list[str]:
+    # Hidden entries are never classes or images, in any split: tool droppings such as
+    # .ipynb_checkpoints/ or .DS_Store, and macOS's ._photo.jpg resource forks (not images).
+    return sorted(name for name in names if not name.startswith("."))
+
+
+def _list_image_folder(root: str, split: str, class_names=None, class_split: str = "train"):
+    """Paths (N,) str, labels (N,) int32 and class names of `root/split/<class>/<image>` files.
+
+    The classes are `split`'s non-hidden folders, sorted, or `class_names` (those of `class_split`)
+    for an evaluation split, which may lack some of them but must have no others.
+    """
     split_dir = os.path.join(root, split)
     if not os.path.isdir(split_dir):
         raise DataError(
             f"Image folder split {split_dir!r} does not exist. Expected {root}/<split>/<class>/<image files>."
         )
-    classes = class_names or tuple(sorted(d for d in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, d))))
+    entries = _visible(os.listdir(split_dir))
+    folders = [name for name in entries if os.path.isdir(os.path.join(split_dir, name))]
+    classes = class_names or tuple(folders)
     if not classes:
         raise DataError(f"{split_dir!r} has no class folders. Expected {split_dir}/<class>/<image files>.")
+    unknown = [name for name in folders if name not in classes]
+    if unknown:
+        listed = ", ".join(map(repr, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
+        class_dir = os.path.join(root, class_split)
+        raise DataError(
+            f"Image folder {split_dir} has {len(unknown)} class folder(s) that are not in "
+            f"{class_dir}: {listed} (only training classes can be evaluated). Add each class "
+            f"to {class_dir} (with training images), or remove or rename the folder."
+        )
     paths, labels = [], []
     for label, name in enumerate(classes):
         class_dir = os.path.join(split_dir, name)
         if not os.path.isdir(class_dir):
-            continue  # a class missing from the evaluation split
-        for file_name in sorted(os.listdir(class_dir)):
+            continue  # a training class missing from the evaluation split
+        for file_name in _visible(os.listdir(class_dir)):
             if file_name.lower().endswith(IMAGE_EXTENSIONS):
                 paths.append(os.path.join(class_dir, file_name))
                 labels.append(label)
@@ -461,30 +543,37 @@ def _checked_files(config: InputConfig, paths: np.ndarray, labels: np.ndarray):
 
 def _load_image_folder(config: InputConfig) -> Data:
     root = os.path.expanduser(config.folder_root)
-    train_paths, train_labels, classes = _list_image_folder(root, config.train_split or "train")
-    eval_paths, eval_labels, _ = _list_image_folder(root, config.eval_split or "val", classes)
+    train_split = config.train_split or "train"
+    train_paths, train_labels, classes = _list_image_folder(root, train_split)
+    eval_split = config.eval_split or "val"
+    eval_paths, eval_labels, _ = _list_image_folder(root, eval_split, classes, train_split)
     train_paths, train_labels, bad_train = _checked_files(config, train_paths, train_labels)
     eval_paths, eval_labels, bad_eval = _checked_files(config, eval_paths, eval_labels)
     train, evaluation = FileSource(train_paths, train_labels), FileSource(eval_paths, eval_labels)
     return Data(train, evaluation, len(classes), _stats(config, train), classes, bad_train + bad_eval)
 
 
-def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000) -> np.ndarray:
-    """Up to `limit` evenly spaced training images, through the once-only resize: for colour statistics."""
+def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000, batch: int = 64):
+    """Up to `limit` evenly spaced training images, through the once-only resize, for colour stats.
+
+    Yields uint8 batches (<= batch, resize_size, resize_size, 3): only a few are in memory at once.
+    """
     indices = np.linspace(0, len(source) - 1, min(limit, len(source))).astype(np.int64)
     dataset = tf.data.Dataset.from_tensor_slices(indices).map(
         lambda i: tf.cast(tf.round(base_image(source.lookup(i)[0], resize_size)), tf.uint8),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return np.stack(list(dataset.as_numpy_iterator()))
+    yield from dataset.batch(batch).as_numpy_iterator()
 
 
 def _stats(config: InputConfig, train: ArraySource | FileSource) -> ColorStats:
-    """ImageNet's constants, or (color_stats='dataset') those of the training images: all of them held in memory,
-    a sample of up to 2,000 of an image folder's."""
+    """ImageNet's constants, or (color_stats='dataset') those of the training images, in one
+    streaming pass: all of an in-memory dataset's, a sample of up to 2,000 of an image folder's."""
     if config.color_stats != "dataset":
         return IMAGENET_COLOR_STATS
-    return compute_color_stats(train.images if isinstance(train, ArraySource) else _sample_base_images(train, config.resize_size))
+    if isinstance(train, ArraySource):
+        return compute_color_stats(train.images)
+    return compute_color_stats(_sample_base_images(train, config.resize_size))
 
 
 _LOADERS = {
@@ -597,17 +686,12 @@ def normalize(image: tf.Tensor, stats: ColorStats) -> tf.Tensor:
 # Streams
 
 
-def _process_share(global_batch_size: int, process_index: int | None, process_count: int | None):
-    import jax
-
-    index = jax.process_index() if process_index is None else process_index
-    count = jax.process_count() if process_count is None else process_count
-    if global_batch_size % count:
-        raise DataError(
-            f"The global batch size {global_batch_size} does not divide among {count} processes; "
-            f"use a multiple of {count} (e.g. --config.batch_size={count * max(1, round(global_batch_size / count))})."
-        )
-    return index, count, global_batch_size // count
+def _checked_rows(global_batch_size: int, rows: BatchRows | None) -> BatchRows:
+    """`rows` (the whole batch when None), checked against the batch size."""
+    rows = BatchRows.whole(global_batch_size) if rows is None else rows
+    if rows.size * rows.num_groups != global_batch_size or rows.start != rows.group * rows.size:
+        raise ValueError(f"{rows} are not one of {rows.num_groups} equal parts of a global batch of {global_batch_size}")
+    return rows
 
 
 def _finish(dataset: tf.data.Dataset, batch_size: int, config: InputConfig) -> tf.data.Dataset:
@@ -625,26 +709,26 @@ def train_dataset(
     config: InputConfig,
     global_batch_size: int,
     start_step: int = 0,
-    process_index: int | None = None,
-    process_count: int | None = None,
+    rows: BatchRows | None = None,
 ) -> tf.data.Dataset:
     """The endless training stream of this process, from global step `start_step` on.
 
     Each global batch holds examples at global positions
     [step * global_batch_size, (step + 1) * global_batch_size) of a stream
     that visits the training set once per epoch in an order shuffled with
-    (seed, epoch); process p gets rows [p * b, (p + 1) * b) of it, b the
-    per-process batch. For in-memory and file datasets the global batches do
-    not depend on the number of processes. For datasets streamed from TFRecord
-    files each process reads its own share of the files.
+    (seed, epoch); a process gets `rows` of it (`sharding.data_rows`: the
+    rows of the data shards its devices hold; None: all). For in-memory and
+    file datasets the global batches do not depend on the number of
+    processes. For datasets streamed from TFRecord files each group of
+    processes that load the same rows reads its own share of the files.
     """
     config = config.validated()
-    index, count, batch = _process_share(global_batch_size, process_index, process_count)
+    rows = _checked_rows(global_batch_size, rows)
     stats, seed = data.color_stats, config.seed
     source = data.train
 
     if isinstance(source, TfdsSource):
-        examples = _streamed_train_examples(source, config, global_batch_size, start_step, index, count)
+        examples = _streamed_train_examples(source, config, start_step, rows)
     else:
         size = len(source)
         start_epoch, offset = divmod(start_step * global_batch_size, size)
@@ -659,7 +743,7 @@ def train_dataset(
         order = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_order).skip(offset)
         # This process's rows of every global batch.
         order = order.batch(global_batch_size).map(
-            lambda positions, indices: (positions[index * batch : (index + 1) * batch], indices[index * batch : (index + 1) * batch])
+            lambda positions, indices: (positions[rows.start : rows.stop], indices[rows.start : rows.stop])
         ).unbatch()
 
         def example(position, example_index):
@@ -673,22 +757,35 @@ def train_dataset(
         image = train_image(ex["image"], tf.cast(example_seed, tf.int64), config, stats)
         return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.constant(True)}
 
-    return _finish(examples.map(augment, num_parallel_calls=tf.data.AUTOTUNE), batch, config)
+    return _finish(examples.map(augment, num_parallel_calls=tf.data.AUTOTUNE), rows.size, config)
 
 
-def _streamed_train_examples(source: TfdsSource, config, global_batch_size, start_step, index, count):
-    """Per-epoch shuffled TFRecord stream of this process's files; resumes inside an epoch."""
+def _streamed_train_examples(source: TfdsSource, config, start_step: int, rows: BatchRows):
+    """Per-epoch shuffled TFRecord stream of this group's share of the records; resumes inside an epoch.
+
+    With at least as many files as groups, group g reads every G-th file;
+    with fewer (small data sets), every group reads all files and keeps every
+    G-th record of their common, identically shuffled order. Either way each
+    record belongs to one group.
+    """
     builder = source.builder
     split = builder.info.splits[source.split]
     files = [os.fspath(p) for p in split.filepaths]
     lengths = list(split.shard_lengths)
-    if len(files) >= count:  # each process reads every count-th file
-        files, lengths = files[index::count], lengths[index::count]
-    # else: fewer files than processes (tiny data sets): every process reads all of them.
+    group, groups = rows.group, rows.num_groups
+    split_files = len(files) >= groups
+    if split_files:
+        files, lengths = files[group::groups], lengths[group::groups]
+        group_examples = sum(lengths)  # one epoch of this group's files
+    else:
+        group_examples = len(range(group, sum(lengths), groups))
+    if group_examples == 0:
+        raise DataError(
+            f"{source.split} has {sum(lengths)} examples, fewer than the {groups} groups of processes that load "
+            "different rows of each batch; use fewer data shards (mesh_shape) or more data."
+        )
     features = builder.info.features
-    per_process_examples = sum(lengths)  # one epoch of this process's files
-    first = start_step * (global_batch_size // count)
-    start_epoch, skip = divmod(first, per_process_examples)
+    start_epoch, skip = divmod(start_step * rows.size, group_examples)
     seed = config.seed
 
     def epoch_examples(epoch):
@@ -698,16 +795,18 @@ def _streamed_train_examples(source: TfdsSource, config, global_batch_size, star
             tf.data.TFRecordDataset, cycle_length=min(16, len(files)), num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
+        if not split_files:
+            records = records.shard(groups, group)  # before the shuffle, which is not the same in every group
         records = records.shuffle(config.shuffle_buffer, seed=tf.cast(epoch_seed[1] * 1_000_003 + seed, tf.int64))
         return records.enumerate().map(
-            lambda i, record: (epoch * per_process_examples + i, record)
+            lambda i, record: (epoch * group_examples + i, record)
         )
 
     records = tf.data.Dataset.range(start_epoch, 2**31).flat_map(epoch_examples).skip(skip)
 
     def decode(position, record):
         example = features.deserialize_example(record)
-        return {"image": example["image"], "label": example["label"], "position": position * count + index}
+        return {"image": example["image"], "label": example["label"], "position": position * groups + group}
 
     return records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -716,23 +815,26 @@ def eval_dataset(
     data: Data,
     config: InputConfig,
     global_batch_size: int,
-    process_index: int | None = None,
-    process_count: int | None = None,
+    rows: BatchRows | None = None,
 ) -> tuple[tf.data.Dataset, int]:
     """One pass over the evaluation split; returns (dataset, number of batches).
 
-    The last batch is completed with padding whose mask is False, so every
-    example is seen exactly once; every process yields the same number of
-    batches.
+    A process gets `rows` of every global batch (as in `train_dataset`). The
+    last batch is completed with padding whose mask is False, so every
+    example is seen exactly once over the global batches; every process
+    yields the same number of batches, and processes that load the same rows
+    load the same examples.
     """
     config = config.validated()
-    index, count, batch = _process_share(global_batch_size, process_index, process_count)
+    rows = _checked_rows(global_batch_size, rows)
+    batch = rows.size
     stats, source = data.color_stats, data.eval
 
     if isinstance(source, TfdsSource):
-        # Shards may differ by one example; every process pads to the largest.
-        num_batches = max(1, math.ceil(math.ceil(len(source) / count) / batch))
-        shard = tfds.even_splits(source.split, count)[index]
+        # Each group of processes reads its part of the split; parts may differ by one example and every
+        # group pads to the largest.
+        num_batches = max(1, math.ceil(math.ceil(len(source) / rows.num_groups) / batch))
+        shard = tfds.even_splits(source.split, rows.num_groups)[rows.group]
         examples = source.builder.as_dataset(split=shard, shuffle_files=False)
         examples = examples.map(lambda ex: {"image": ex["image"], "label": ex["label"], "mask": tf.constant(True)})
         padding_image = tf.zeros([config.resize_size, config.resize_size, 3], tf.uint8)
@@ -746,7 +848,7 @@ def eval_dataset(
 
         def example(local_position):
             step, row = local_position // batch, local_position % batch
-            position = step * global_batch_size + index * batch + row
+            position = step * global_batch_size + rows.start + row
             image, label = source.lookup(tf.minimum(position, size - 1))
             return {"image": image, "label": label, "mask": position < size}
 

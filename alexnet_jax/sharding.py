@@ -32,7 +32,7 @@ Nothing outside this module knows the mesh axis names.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -147,10 +147,107 @@ def merged_constraint(mesh: Mesh):
     return lambda x: jax.lax.with_sharding_constraint(x, sharding)
 
 
-def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """This process's rows of a global batch -> global arrays sharded over 'data'."""
+class BatchRows(NamedTuple):
+    """The rows [start, stop) of every global batch that one process loads.
+
+    Processes whose devices hold the same 'data' shards form a group and load
+    the same rows (the replicas of a shard must hold identical data); `group`
+    is this process's group among `num_groups`, numbered by position in the
+    batch. Sources that cannot address rows directly (TFRecord streams) split
+    their files by group.
+    """
+
+    start: int
+    stop: int
+    group: int = 0
+    num_groups: int = 1
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+    @classmethod
+    def whole(cls, global_batch_size: int) -> BatchRows:
+        """Every row: a single process."""
+        return cls(0, global_batch_size)
+
+
+def data_rows(mesh: Mesh, global_batch_size: int, process_index: int | None = None) -> BatchRows:
+    """The rows of each global batch that a process must load for its devices of `mesh`.
+
+    A device at 'data' index i holds rows [i * B / D, (i + 1) * B / D) of a
+    batch of B over D data shards, whatever its 'model' index: a process
+    loads the rows of the data shards its devices hold. With one device per
+    process and mesh (-1, 2), the two processes holding a shard's two towers
+    load the same rows. Layouts in which processes hold overlapping but
+    different sets of shards, or sets of different sizes, are refused.
+    """
+    devices = np.asarray(mesh.devices)
+    num_shards = devices.shape[MESH_AXES.index("data")]
+    if global_batch_size % num_shards:
+        raise MeshError(
+            f"The global batch size {global_batch_size} does not divide among {num_shards} data shards of mesh "
+            f"{dict(mesh.shape)}; use a multiple of {num_shards}."
+        )
+    shards: dict[int, set[int]] = {}  # process -> the data indices its devices hold
+    for data_index, row in enumerate(devices):
+        for device in np.ravel(row):
+            shards.setdefault(int(device.process_index), set()).add(data_index)
+    process = jax.process_index() if process_index is None else process_index
+    ranges = {}
+    for index, held in sorted(shards.items()):
+        first, last = min(held), max(held)
+        if len(held) != last - first + 1:
+            raise MeshError(
+                f"Process {index} holds data shards {sorted(held)} of mesh {dict(mesh.shape)}, which are not "
+                "contiguous, so it cannot load one slice of each batch. Give every process whole neighbouring rows "
+                "of the mesh: the same number of devices per process and mesh_shape (-1, 1) or (-1, 2)."
+            )
+        ranges[index] = (first, last + 1)
+    groups = sorted(set(ranges.values()))
+    sizes = {stop - start for start, stop in groups}
+    tiles = [start for start, _ in groups] == list(range(0, num_shards, max(sizes))) and len(sizes) == 1
+    if not tiles:
+        described = ", ".join(f"process {i}: {start}..{stop - 1}" for i, (start, stop) in sorted(ranges.items()))
+        raise MeshError(
+            f"The processes hold overlapping or unequal sets of the data shards of mesh {dict(mesh.shape)} "
+            f"({described}), so they cannot split each batch. Use the same number of devices in every process, a "
+            "multiple of the 'model' size (or one device per process), with mesh_shape (-1, 1) or (-1, 2)."
+        )
+    if process not in ranges:
+        raise MeshError(f"Process {process} has no device in mesh {dict(mesh.shape)}; every process must take part.")
+    start, stop = ranges[process]
+    per_shard = global_batch_size // num_shards
+    return BatchRows(start * per_shard, stop * per_shard, groups.index((start, stop)), len(groups))
+
+
+def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRows | None = None) -> dict[str, jax.Array]:
+    """This process's rows of a global batch -> global arrays sharded over 'data'.
+
+    batch: arrays whose leading axis holds rows [rows.start, rows.stop) of
+    the global batch (`data_rows`); the global batch has
+    `rows.size * rows.num_groups` rows. Without `rows` (one process only)
+    the batch is the whole global batch.
+    """
+    if rows is None:
+        if jax.process_count() > 1:
+            raise ValueError("host_batch_to_global needs this process's rows (data_rows) in a multi-process run")
+        rows = BatchRows.whole(len(next(iter(batch.values()))))
     sharding = batch_sharding(mesh)
-    return {
-        key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-        for key, value in batch.items()
-    }
+    global_size = rows.size * rows.num_groups
+
+    def put(value):
+        value = np.asarray(value)
+        if len(value) != rows.size:
+            raise ValueError(f"expected {rows.size} rows of the global batch (rows {rows}), got {len(value)}")
+
+        def local(index):
+            wanted = index[0]
+            start, stop = wanted.start or 0, global_size if wanted.stop is None else wanted.stop
+            if not rows.start <= start <= stop <= rows.stop:
+                raise ValueError(f"a device needs rows [{start}, {stop}) but this process loaded {rows}")
+            return value[start - rows.start : stop - rows.start]
+
+        return jax.make_array_from_callback((global_size,) + value.shape[1:], sharding, local)
+
+    return {key: put(value) for key, value in batch.items()}

@@ -11,6 +11,7 @@ same parameters as an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -114,6 +115,7 @@ def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
 
 
 def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
+    """The config's optimizer and schedule; a saved config without `weight_decay_on` decayed all."""
     schedule = optim.make_schedule(
         config.schedule,
         config.learning_rate,
@@ -125,6 +127,7 @@ def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.Gr
     return optim.create_optimizer(
         config.optimizer, schedule, momentum=config.momentum, weight_decay=config.weight_decay,
         groups=parameter_groups(config), backbone_lr_scale=config.get("backbone_lr_scale", 1.0),
+        weight_decay_on=config.get("weight_decay_on", "all"),
     )
 
 
@@ -216,10 +219,20 @@ def train_step(
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats)
 
-    # Keep the last good state on a non-finite step; the loop stops (or skips) on it. A cond, not a
-    # `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes over every
-    # weight and its momentum: about 1 s of op time per step, mostly fc6 and fc7 (README, Performance).
-    new_state = lax.cond(finite, update, lambda state: state, state).replace(step=state.step + 1)
+    def skip(state):
+        # The schedules' counts (inject_hyperparams' own, and each scheduled hyperparameter's) advance with the
+        # step, so skipped steps do not delay the schedule: one count for the step, the data, dropout and the
+        # learning rate. The optimizer's inner state (momentum, Adam's moments and count) stays as it was.
+        opt_state = state.opt_state
+        return state.replace(opt_state=opt_state._replace(
+            count=optax.safe_increment(opt_state.count),
+            hyperparams_states=jax.tree.map(optax.safe_increment, opt_state.hyperparams_states),
+        ))
+
+    # Keep the last good weights, momentum and statistics on a non-finite step; the loop stops (or skips) on
+    # it. A cond, not a `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes
+    # over every weight and its momentum: about 1 s of op time per step, mostly fc6 and fc7 (README, Performance).
+    new_state = lax.cond(finite, update, skip, state).replace(step=state.step + 1)
     hyper = new_state.opt_state.hyperparams
     metrics = {
         "loss": loss,
@@ -400,12 +413,41 @@ def _format_seconds(seconds: float) -> str:
 # Evaluation
 
 
+def final_eval_crops(config, input_config) -> tuple[str, ...]:
+    """The protocols evaluated after the last step besides `eval_crop` (config.final_eval_crops), checked."""
+    crops = tuple(config.get("final_eval_crops", ()))
+    for crop in crops:
+        if crop not in input_pipeline.EVAL_CROPS:
+            raise input_pipeline.DataError(
+                f"final_eval_crops={crops!r} has {crop!r}; use crops among {input_pipeline.EVAL_CROPS}, "
+                "e.g. --config.final_eval_crops=\"('ten_crop',)\"."
+            )
+    return tuple(crop for crop in dict.fromkeys(crops) if crop != input_config.eval_crop)
+
+
+def evaluate_protocols(p_eval, members, data, input_config, mesh, batch_size: int, extra_crops=()) -> dict:
+    """`evaluate` with `input_config.eval_crop` (keys val_*), and with each of `extra_crops` (val_<crop>_*)."""
+    metrics = evaluate(p_eval, members, data, input_config, mesh, batch_size)
+    for crop in extra_crops:
+        more = evaluate(p_eval, members, data, dataclasses.replace(input_config, eval_crop=crop), mesh, batch_size)
+        metrics.update({f"val_{crop}_{name[len('val_'):]}": value for name, value in more.items()})
+    return metrics
+
+
+def _log_protocols(prefix: str, metrics: dict, eval_crop: str, extra_crops) -> None:
+    for crop, key in ((eval_crop, "val_"), *((crop, f"val_{crop}_") for crop in extra_crops)):
+        logging.info("%s (%s): loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)", prefix, crop,
+                     metrics[key + "loss"], metrics[key + "top1_error"], metrics[key + "top5_error"],
+                     metrics[key + "examples"])
+
+
 def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict:
     """Exact metrics over the whole evaluation split (every example counted once)."""
-    dataset, num_batches = input_pipeline.eval_dataset(data, input_config, batch_size)
+    rows = sharding.data_rows(mesh, batch_size)
+    dataset, num_batches = input_pipeline.eval_dataset(data, input_config, batch_size, rows=rows)
     totals = None
     for host_batch in dataset.as_numpy_iterator():
-        sums = p_eval(members, sharding.host_batch_to_global(host_batch, mesh))
+        sums = p_eval(members, sharding.host_batch_to_global(host_batch, mesh, rows))
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
     count = float(totals["count"])
@@ -524,6 +566,70 @@ class _StopRequests:
             signal.signal(number, handler)
 
 
+# Step metrics logged as their mean over the steps since the previous log line (non-finite steps left out);
+# the others are logged as of the last step.
+WINDOW_MEANS = ("loss", "top1_error", "top5_error", "grad_norm")
+
+
+class _StepMetrics:
+    """The train steps' metrics on their way from the devices: checks for non-finite steps, the logging window.
+
+    `add` queues a step's metrics and reads those of the steps before it,
+    which have finished by then (the device is busy with the newest one), so
+    a non-finite step is noticed one step later at most, without waiting for
+    the device every step. Unless they are to be skipped, a non-finite step
+    stops training with an error naming it.
+    """
+
+    def __init__(self, skipped: int, skip_nonfinite: bool, latest_checkpoint):
+        self.skipped = skipped  # non-finite steps skipped so far
+        self._skip_nonfinite = skip_nonfinite
+        self._latest_checkpoint = latest_checkpoint  # () -> step of the last checkpoint, or None
+        self._pending: list[tuple[int, dict]] = []
+        self._sums: dict[str, float] = {}
+        self._finite_steps = 0
+        self._last: dict = {}
+
+    def add(self, step: int, metrics: dict) -> None:
+        self._pending.append((step, metrics))
+        if len(self._pending) > 1:
+            self._read(self._pending[:-1], current_step=step)
+            del self._pending[:-1]
+
+    def check(self, step: int) -> None:
+        """Reads every pending step (waiting for the device); raises TrainingError on a non-finite one."""
+        self._read(self._pending, current_step=step)
+        self._pending.clear()
+
+    def _read(self, pending, current_step: int) -> None:
+        for step, metrics in jax.device_get(pending):
+            self._last = metrics
+            if metrics["finite"]:
+                self._finite_steps += 1
+                for name in WINDOW_MEANS:
+                    self._sums[name] = self._sums.get(name, 0.0) + float(metrics[name])
+            elif not self._skip_nonfinite:
+                latest = self._latest_checkpoint()
+                kept = (f"the last checkpoint, of step {latest}, is intact and a rerun resumes from it"
+                        if latest is not None else "no checkpoint was written yet")
+                raise TrainingError(
+                    f"Non-finite loss or gradient at step {step} (loss {float(metrics['loss'])}), the first such step. "
+                    f"Training stopped at step {current_step} without saving any state after the bad step: {kept}. Lower "
+                    "--config.learning_rate, or set --config.skip_nonfinite_steps=True to skip such batches."
+                )
+            else:
+                self.skipped += 1
+
+    def window_means(self) -> dict[str, float]:
+        """The logging window's record (after `check`): means of WINDOW_MEANS, the rest of the last step; then a new
+        window. A window of skipped steps only has the last step's (non-finite) values."""
+        record = {name: float(value) for name, value in self._last.items() if name != "finite"}
+        if self._finite_steps:
+            record.update({name: total / self._finite_steps for name, total in self._sums.items()})
+        self._sums, self._finite_steps = {}, 0
+        return record
+
+
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the last metrics.
 
@@ -571,12 +677,7 @@ def _setup(config) -> _Setup:
             f"{config.dataset} has {data.num_classes} classes but config.num_classes is {config.num_classes}; "
             f"set --config.num_classes={data.num_classes}."
         )
-    data_shards = mesh.shape["data"]
-    if config.batch_size % data_shards:
-        raise input_pipeline.DataError(
-            f"The global batch size {config.batch_size} does not divide among {data_shards} data shards of mesh "
-            f"{dict(mesh.shape)}; use a multiple of {data_shards}."
-        )
+    sharding.data_rows(mesh, config.batch_size)  # refuses, before any work, a batch or layout the processes cannot split
     total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
     model = create_model(config, mesh)
     tx = create_optimizer(config, steps_per_epoch, total_steps)
@@ -588,6 +689,7 @@ def _setup(config) -> _Setup:
 def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target = _setup(config)
     p_train, p_eval = compile_steps(model, tx, mesh, shardings, float(config.get("label_smoothing", 0.0)))
+    extra_crops = final_eval_crops(config, input_config)
     plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
     writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
     _save_run_info(workdir, config, data)
@@ -625,7 +727,9 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
 
     start_step = int(jax.device_get(state.step))
     dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)
-    batches = input_pipeline.train_dataset(data, input_config, config.batch_size, start_step=start_step).as_numpy_iterator()
+    rows = sharding.data_rows(mesh, config.batch_size)  # this process's rows of every global batch
+    batches = input_pipeline.train_dataset(data, input_config, config.batch_size, start_step=start_step, rows=rows)
+    batches = batches.as_numpy_iterator()
 
     def set_lr_scale(state):
         hyper = dict(state.opt_state.hyperparams)
@@ -634,35 +738,19 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
 
     state = set_lr_scale(state)
     last_metrics: dict = {}
-    pending: list[tuple[int, dict]] = []
+    step_metrics = _StepMetrics(skipped, config.skip_nonfinite_steps, checkpointer.latest_step)
     timer_start, timer_step = time.perf_counter(), start_step
 
     def metadata(step: int) -> dict:
-        return {"plateau": plateau.state_dict(), "step": step, "model": model_description, "skipped_steps": skipped,
-                "param_shapes": expected_shapes, "opt_state_structure": structure}
-
-    def check_pending() -> dict:
-        """Fetches the pending step metrics; stops on a non-finite step unless told to skip them."""
-        nonlocal skipped
-        fetched = jax.device_get(pending)
-        pending.clear()
-        for step, metrics in fetched:
-            if not metrics["finite"]:
-                if not config.skip_nonfinite_steps:
-                    raise TrainingError(
-                        f"Non-finite loss or gradient at step {step} (loss {float(metrics['loss'])}). The state of step "
-                        f"{step - 1} is kept and the last checkpoint is intact. Lower --config.learning_rate, or set "
-                        "--config.skip_nonfinite_steps=True to skip such batches."
-                    )
-                skipped += 1
-        return fetched[-1][1] if fetched else {}
+        return {"plateau": plateau.state_dict(), "step": step, "model": model_description,
+                "skipped_steps": step_metrics.skipped, "param_shapes": expected_shapes, "opt_state_structure": structure}
 
     try:
         with stop:  # SIGTERM/SIGINT from here on: finish the step, checkpoint, exit 75
             for step in range(start_step + 1, total_steps + 1):
-                batch = sharding.host_batch_to_global(next(batches), mesh)
+                batch = sharding.host_batch_to_global(next(batches), mesh, rows)
                 state, metrics = p_train(state, batch, dropout_key)
-                pending.append((step, metrics))
+                step_metrics.add(step, metrics)
                 is_last = step == total_steps
                 stop_now = not is_last and stop.requested(step)
                 log_now = step % config.log_every_steps == 0 or is_last
@@ -671,14 +759,15 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
                 checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or eval_now
                 if not (log_now or eval_now or checkpoint_now or stop_now):
                     continue
-                metrics = check_pending()
+                step_metrics.check(step)
                 if log_now:
                     seconds = time.perf_counter() - timer_start
                     images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
                     eta = (total_steps - step) * seconds / max(step - timer_step, 1)
                     timer_start, timer_step = time.perf_counter(), step
-                    record = {k: float(v) for k, v in metrics.items() if k != "finite"}
-                    record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch, skipped_steps=skipped)
+                    record = step_metrics.window_means()
+                    record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch,
+                                  skipped_steps=step_metrics.skipped)
                     writer.write(step, record)
                     logging.info(
                         "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
@@ -688,16 +777,14 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
                     last_metrics.update(record)
                 eval_metrics = None
                 if eval_now:
-                    eval_metrics = evaluate(p_eval, ((state.params, state.batch_stats),), data, input_config, mesh, config.batch_size)
+                    extra = extra_crops if is_last else ()  # the final evaluation: every protocol asked for
+                    eval_metrics = evaluate_protocols(p_eval, ((state.params, state.batch_stats),), data, input_config,
+                                                      mesh, config.batch_size, extra)
                     if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
                         logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
                         state = set_lr_scale(state)
                     writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
-                    logging.info(
-                        "eval at step %d: loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
-                        step, eval_metrics["val_loss"], eval_metrics["val_top1_error"], eval_metrics["val_top5_error"],
-                        eval_metrics["val_examples"],
-                    )
+                    _log_protocols(f"eval at step {step}", eval_metrics, input_config.eval_crop, extra)
                     last_metrics.update(eval_metrics)
                 if checkpoint_now or stop_now:
                     checkpointer.save(step, state, metadata(step), metrics=eval_metrics)
@@ -714,23 +801,34 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
     return last_metrics
 
 
-def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = ()) -> dict:
-    """Evaluates the latest checkpoint, or the ensemble of `steps` (softmax outputs averaged, as the paper's 5 CNNs)."""
+def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = (), other_workdirs: Sequence[str] = ()) -> dict:
+    """Evaluates the latest checkpoint of `workdir`, or an ensemble: softmax outputs averaged over its `steps` and
+    the latest checkpoint of each of `other_workdirs`.
+
+    The paper's "5 CNNs" were separately trained networks: train them in several workdirs (another seed each,
+    --config.seed) and pass the others as `other_workdirs`. Checkpoints of one run (`steps`) make a cheaper,
+    weaker ensemble. Every member must be the model of `config`. Each protocol of `final_eval_crops` is reported
+    too.
+    """
     mesh, input_config, data, _, _, model, tx, abstract, shardings, target = _setup(config)
-    with checkpoints.Checkpointer(os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
-        chosen = list(steps) or [checkpointer.latest_step()]
-        if chosen == [None]:
-            raise FileNotFoundError(f"No checkpoint in {workdir}; train first (python main.py --workdir={workdir}).")
-        members = []
-        check = _check_same_model(param_shapes(abstract.params), checkpointer.directory, config, state_structure(abstract))
-        for step in chosen:
+    own = [(workdir, step) for step in steps] or [(workdir, None)]
+    members, described, own_steps = [], [], []
+    for directory, step in own + [(other, None) for other in other_workdirs]:
+        with checkpoints.Checkpointer(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
+            step = checkpointer.latest_step() if step is None else step
+            if step is None:
+                raise FileNotFoundError(f"No checkpoint in {directory}; train first (python main.py --workdir={directory}).")
             if step not in checkpointer.all_steps():
-                raise FileNotFoundError(f"No checkpoint for step {step} in {workdir}; there are {checkpointer.all_steps()}.")
+                raise FileNotFoundError(f"No checkpoint for step {step} in {directory}; there are {checkpointer.all_steps()}.")
+            check = _check_same_model(param_shapes(abstract.params), checkpointer.directory, config, state_structure(abstract))
             check(step, checkpointer.read_metadata(step))
             state, _ = checkpointer.restore(target, step)
-            members.append((state.params, state.batch_stats))
+        members.append((state.params, state.batch_stats))
+        described.append(f"{directory}@{step}")
+        if len(own_steps) < len(own):
+            own_steps.append(step)
     _, p_eval = compile_steps(model, tx, mesh, shardings)
-    metrics = evaluate(p_eval, tuple(members), data, input_config, mesh, config.batch_size)
-    logging.info("checkpoints %s: top-1 error %.4f  top-5 error %.4f  (%d examples, %s)", chosen,
-                 metrics["val_top1_error"], metrics["val_top5_error"], metrics["val_examples"], input_config.eval_crop)
-    return {**metrics, "steps": chosen}
+    extra_crops = final_eval_crops(config, input_config)
+    metrics = evaluate_protocols(p_eval, tuple(members), data, input_config, mesh, config.batch_size, extra_crops)
+    _log_protocols(f"{len(members)} checkpoint(s) {', '.join(described)}", metrics, input_config.eval_crop, extra_crops)
+    return {**metrics, "steps": own_steps, "members": described}

@@ -410,7 +410,7 @@ def write_predictions(run: predict.TrainedRun, out: str, num_images: int = 6, dp
     """`<out>/predictions.png`: the first `num_images` validation images (centre crops) and their top 5."""
     input_config = dataclasses.replace(input_pipeline.InputConfig.from_config(run.config), eval_crop="center")
     data = input_pipeline.load_data(input_config)
-    dataset, _ = input_pipeline.eval_dataset(data, input_config, num_images, process_index=0, process_count=1)
+    dataset, _ = input_pipeline.eval_dataset(data, input_config, num_images)
     batch = next(dataset.as_numpy_iterator())
     if "mask" in batch:  # a split smaller than num_images is padded: show its real images only
         batch = {key: value[batch["mask"].astype(bool)] for key, value in batch.items()}

@@ -203,7 +203,7 @@ def time_batches(iterator, warmup: int, batches: int, batch: int, worker_pids=la
 
 
 def bench_tf(data, config, batch: int, warmup: int, batches: int, one_core: bool) -> dict:
-    dataset = ip.train_dataset(data, config, batch, process_index=0, process_count=1)
+    dataset = ip.train_dataset(data, config, batch)
     if one_core:
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1

@@ -14,9 +14,10 @@ package never downloads): the single-tower `owt` model, whose 1000-class head
 is replaced by a fresh one for your classes (logged). Images are normalized
 with ImageNet's mean and std, as the weights expect.
 Recipe: all layers fine-tune, the pretrained layers at a tenth of the head's
-learning rate (--config.backbone_lr_scale); the paper's SGD rule, lr 0.01
-for the head with cosine decay, batch 64, 30 epochs; random 224 crops of the
-256-resized image, flips, PCA lighting; centre-crop evaluation
+learning rate (--config.backbone_lr_scale); the paper's SGD rule (weight
+decay on the kernels only), lr 0.01 for the head with cosine decay, batch
+64, 30 epochs; random 224 crops of the 256-resized image, flips, PCA
+lighting; centre-crop evaluation
 (--config.eval_crop=ten_crop for the paper's 10-crop test).
 Variants: --config.freeze=conv1,conv2,conv3,conv4,conv5 (train fc6-fc8 only),
 --config.linear_probe=True (fc8 only), --config.backbone_lr_scale=1.0.
@@ -37,6 +38,9 @@ def get_config():
 
     config.optimizer = "paper_sgd"
     config.learning_rate = 0.01
+    # The paper's rule, biases undecayed. torchvision's own recipe (which trained these weights)
+    # decays every parameter: --config.weight_decay_on=all follows it instead.
+    config.weight_decay_on = "weights"
     config.schedule = "cosine"
     config.warmup_epochs = 1.0
     config.eval_every_steps = 500
@@ -45,6 +49,7 @@ def get_config():
     config.image_size = 224
     config.resize_size = 256
     config.train_augment = "paper"
+    config.horizontal_flip = True
     config.color_stats = "imagenet"  # what the torchvision weights were trained with
 
     config.model = "owt"

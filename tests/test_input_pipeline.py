@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from alexnet_jax import input_pipeline as ip
+from alexnet_jax.sharding import BatchRows
 from fake_data import SYNSETS, jpeg_bytes, photos, write_fake_imagenet
 
 DIGITS = dict(dataset="digits", image_size=32, resize_size=32, train_augment="pad_crop", color_stats="dataset")
@@ -30,7 +31,7 @@ def batches(dataset, count=None):
 def test_digits_batches(digits):
     config, data = digits
     assert (len(data.train), len(data.eval), data.num_classes) == (1437, 360, 10)
-    batch = batches(ip.train_dataset(data, config, 64, process_index=0, process_count=1), 1)[0]
+    batch = batches(ip.train_dataset(data, config, 64), 1)[0]
     assert batch["image"].shape == (64, 32, 32, 3) and batch["image"].dtype == np.float32
     assert batch["label"].dtype == np.int32 and batch["mask"].all()
     assert set(batch["label"]) <= set(range(10))
@@ -40,22 +41,22 @@ def test_digits_batches(digits):
 
 def test_same_seed_same_batches_and_resume(digits):
     config, data = digits
-    full = batches(ip.train_dataset(data, config, 100, process_index=0, process_count=1), 20)
-    again = batches(ip.train_dataset(data, config, 100, process_index=0, process_count=1), 20)
-    resumed = batches(ip.train_dataset(data, config, 100, start_step=13, process_index=0, process_count=1), 7)
+    full = batches(ip.train_dataset(data, config, 100), 20)
+    again = batches(ip.train_dataset(data, config, 100), 20)
+    resumed = batches(ip.train_dataset(data, config, 100, start_step=13), 7)
     for a, b in zip(full, again):
         np.testing.assert_array_equal(a["image"], b["image"])
     for a, b in zip(full[13:], resumed):  # crosses the epoch boundary at step 14
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["label"], b["label"])
-    other = batches(ip.train_dataset(data, ip.InputConfig(**{**vars(config), "seed": 1}), 100, process_index=0, process_count=1), 1)
+    other = batches(ip.train_dataset(data, ip.InputConfig(**{**vars(config), "seed": 1}), 100), 1)
     assert not np.array_equal(other[0]["image"], full[0]["image"])
 
 
 def test_each_epoch_visits_every_example_once(digits):
     config, data = digits
     config = ip.InputConfig(**{**vars(config), "train_augment": "none"})
-    first_epoch = batches(ip.train_dataset(data, config, 1437, process_index=0, process_count=1), 2)
+    first_epoch = batches(ip.train_dataset(data, config, 1437), 2)
     for epoch in first_epoch:
         assert sorted(epoch["label"].tolist()) == sorted(data.train.labels.tolist())
     assert not np.array_equal(first_epoch[0]["label"], first_epoch[1]["label"])  # reshuffled
@@ -63,24 +64,26 @@ def test_each_epoch_visits_every_example_once(digits):
 
 def test_processes_split_each_global_batch(digits):
     config, data = digits
-    whole = batches(ip.train_dataset(data, config, 64, start_step=3, process_index=0, process_count=1), 2)
-    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, process_index=p, process_count=2), 2) for p in range(2)]
+    whole = batches(ip.train_dataset(data, config, 64, start_step=3), 2)
+    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=BatchRows(32 * g, 32 * (g + 1), g, 2)), 2)
+             for g in range(2)]
     for step in range(2):
         np.testing.assert_array_equal(np.concatenate([parts[0][step]["image"], parts[1][step]["image"]]), whole[step]["image"])
 
 
-def test_batch_must_divide_among_processes(digits):
+def test_rows_must_be_equal_parts_of_the_batch(digits):
     config, data = digits
-    with pytest.raises(ip.DataError, match="does not divide among 3 processes"):
-        ip.train_dataset(data, config, 64, process_index=0, process_count=3)
+    with pytest.raises(ValueError, match="not one of 2 equal parts of a global batch of 64"):
+        ip.train_dataset(data, config, 64, rows=BatchRows(0, 30, 0, 2))
 
 
-@pytest.mark.parametrize("process_count", [1, 2])
-def test_eval_counts_every_example_once(digits, process_count):
+@pytest.mark.parametrize("groups", [1, 2])
+def test_eval_counts_every_example_once(digits, groups):
     config, data = digits
     seen = []
-    for process in range(process_count):
-        dataset, num_batches = ip.eval_dataset(data, config, 100, process_index=process, process_count=process_count)
+    for group in range(groups):
+        rows = BatchRows(100 // groups * group, 100 // groups * (group + 1), group, groups)
+        dataset, num_batches = ip.eval_dataset(data, config, 100, rows=rows)
         result = batches(dataset)
         assert len(result) == num_batches == 4  # 360 examples, batch 100: the last one padded
         for batch in result:
@@ -93,7 +96,7 @@ def test_eval_counts_every_example_once(digits, process_count):
 def test_half_precision_images(digits):
     config, data = digits
     config = ip.InputConfig(**{**vars(config), "half_precision": True})
-    batch = batches(ip.train_dataset(data, config, 8, process_index=0, process_count=1), 1)[0]
+    batch = batches(ip.train_dataset(data, config, 8), 1)[0]
     assert batch["image"].dtype.name == "bfloat16"
 
 
@@ -222,18 +225,18 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
     data = ip.load_data(config)
     assert (len(data.train), len(data.eval), data.num_classes) == (8, 4, 1000)
 
-    train = batches(ip.train_dataset(data, config, 4, process_index=0, process_count=1), 2)
+    train = batches(ip.train_dataset(data, config, 4), 2)
     assert train[0]["image"].shape == (4, 224, 224, 3)
     labels = np.concatenate([b["label"] for b in train])  # one epoch
     assert sorted(data.class_names[label] for label in labels) == sorted(SYNSETS * 2)
 
     # Streamed from TFRecords, the stream still resumes exactly (here across epochs).
-    full = batches(ip.train_dataset(data, config, 3, process_index=0, process_count=1), 6)
-    resumed = batches(ip.train_dataset(data, config, 3, start_step=4, process_index=0, process_count=1), 2)
+    full = batches(ip.train_dataset(data, config, 3), 6)
+    resumed = batches(ip.train_dataset(data, config, 3, start_step=4), 2)
     for a, b in zip(full[4:], resumed):
         np.testing.assert_array_equal(a["image"], b["image"])
 
-    dataset, num_batches = ip.eval_dataset(data, config, 3, process_index=0, process_count=1)
+    dataset, num_batches = ip.eval_dataset(data, config, 3)
     result = batches(dataset)
     assert num_batches == len(result) == 2
     assert result[0]["image"].shape == (3, 10, 224, 224, 3)
@@ -242,6 +245,20 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
     eval_labels = np.concatenate([b["label"] for b in result])[mask]
     # labels from tfds's validation_labels.txt (tfds stores examples in its own order)
     assert sorted(data.class_names[label] for label in eval_labels) == sorted(SYNSETS)
+
+    # Two groups of processes (fewer TFRecord files than groups): each record in one group's stream only.
+    plain = ip.InputConfig(**{**vars(config), "train_augment": "none", "eval_crop": "center"})
+    epoch = np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4), 2)])
+    parts = [np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4, rows=BatchRows(2 * g, 2 * g + 2, g, 2)), 2)])
+             for g in range(2)]
+    assert len(data.train.builder.info.splits["train"].filepaths) < 2
+    key = lambda images: sorted(image.tobytes() for image in images)  # noqa: E731
+    assert key(np.concatenate(parts)) == key(epoch)  # together: one epoch, no example twice
+    seen = []
+    for g in range(2):
+        dataset, num_batches = ip.eval_dataset(data, plain, 4, rows=BatchRows(2 * g, 2 * g + 2, g, 2))
+        seen += [b["label"][b["mask"]] for b in batches(dataset)]
+    assert sorted(data.class_names[label] for label in np.concatenate(seen)) == sorted(SYNSETS)
 
 
 def test_imagenet_missing_tars_error(tmp_path):
@@ -257,14 +274,15 @@ def test_imagenet_missing_tars_error(tmp_path):
 # --------------------------------------------------------------------------- CIFAR-10 and folders
 
 
-def test_cifar10_through_mock_data(tmp_path):
+def test_cifar10_through_mock_data(tmp_path, monkeypatch):
     config = ip.InputConfig(dataset="cifar10", data_dir=str(tmp_path), image_size=32, resize_size=32, train_augment="pad_crop")
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)  # as if prepared by tfds
     with tfds.testing.mock_data(num_examples=20):
         data = ip.load_data(config)
     assert len(data.train) == 20 and data.num_classes == 10
-    batch = batches(ip.train_dataset(data, config, 8, process_index=0, process_count=1), 1)[0]
+    batch = batches(ip.train_dataset(data, config, 8), 1)[0]
     assert batch["image"].shape == (8, 32, 32, 3)
-    dataset, _ = ip.eval_dataset(data, config, 8, process_index=0, process_count=1)
+    dataset, _ = ip.eval_dataset(data, config, 8)
     assert sum(b["mask"].sum() for b in batches(dataset)) == 20
 
 
@@ -296,7 +314,7 @@ def test_image_folder_skips_and_counts_when_asked(tmp_path):
     data = ip.load_data(config)
     assert [os.path.basename(p) for p in data.skipped_files] == ["broken.jpg"]
     assert (len(data.train), len(data.eval), data.class_names) == (6, 4, ("cat", "dog"))
-    labels = np.concatenate([b["label"] for b in batches(ip.train_dataset(data, config, 3, process_index=0, process_count=1), 2)])
+    labels = np.concatenate([b["label"] for b in batches(ip.train_dataset(data, config, 3), 2)])
     assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
 
 
@@ -307,3 +325,58 @@ def test_bad_settings_name_the_choices():
         ip.load_data(ip.InputConfig(dataset="image_folder"))
     with pytest.raises(ip.DataError, match="resize_size=200 is smaller than image_size=224"):
         ip.load_data(ip.InputConfig(resize_size=200))
+
+
+# --------------------------------------------------------------------------- image folder classes
+
+
+def write_class_images(folder, count, seed, extension=".png"):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        image = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+        encoded = tf.io.encode_png(image) if extension == ".png" else tf.io.encode_jpeg(image, quality=95)
+        with open(os.path.join(folder, f"{k}{extension}"), "wb") as file:
+            file.write(encoded.numpy())
+
+
+def tiny_folder_config(root, **overrides):
+    return ip.InputConfig(dataset="image_folder", folder_root=str(root), image_size=8, resize_size=8, **overrides)
+
+
+def test_image_folder_eval_class_not_in_train_is_named(tmp_path):
+    for c, name in enumerate(("cat", "dog")):
+        write_class_images(tmp_path / "train" / name, 2, c)
+        write_class_images(tmp_path / "val" / name, 1, 10 + c, ".jpg")
+    write_class_images(tmp_path / "val" / "zebra", 1, 20)
+    write_class_images(tmp_path / "val" / "Cat ", 1, 21)  # a near-miss of a training class
+    with pytest.raises(ip.DataError) as error:
+        ip.load_data(tiny_folder_config(tmp_path))
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{tmp_path / 'val'} has 2 class folder(s) that are not in {tmp_path / 'train'}: 'Cat ', 'zebra' (" in message
+    assert "Add each class to" in message and "remove or rename" in message
+
+
+def test_image_folder_lists_at_most_ten_unknown_classes(tmp_path):
+    write_class_images(tmp_path / "train" / "cat", 1, 0)
+    for k in range(12):
+        os.makedirs(tmp_path / "val" / f"class{k:02d}")  # empty folders count as classes too
+    with pytest.raises(ip.DataError, match=r"has 12 class folder\(s\) .*'class09', \.\.\. \(only") as error:
+        ip.load_data(tiny_folder_config(tmp_path))
+    assert "'class10'" not in str(error.value)
+
+
+def test_image_folder_eval_may_lack_a_class_and_hidden_entries_are_ignored(tmp_path):
+    for c, name in enumerate(("cat", "dog", "owl")):
+        write_class_images(tmp_path / "train" / name, 2, c)
+    write_class_images(tmp_path / "val" / "dog", 3, 10, ".jpg")
+    for split in ("train", "val"):  # what notebooks and macOS leave behind: neither classes nor images
+        write_class_images(tmp_path / split / ".ipynb_checkpoints", 1, 30)
+        (tmp_path / split / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+        (tmp_path / split / "dog" / "._0.jpg").write_bytes(b"\0\5\26\7 resource fork")
+    data = ip.load_data(tiny_folder_config(tmp_path, color_stats="dataset"))
+    assert data.class_names == ("cat", "dog", "owl") and data.num_classes == 3
+    assert (len(data.train), len(data.eval), data.skipped_files) == (6, 3, ())
+    assert data.eval.labels.tolist() == [1, 1, 1]  # dog keeps its training label
+    assert data.train.labels.tolist() == [0, 0, 1, 1, 2, 2]

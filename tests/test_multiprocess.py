@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoints, distributed, train
+from alexnet_jax import checkpoints, distributed, sharding, train
 from configs import smoke
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,16 +42,20 @@ def free_port() -> int:
 
 
 class Job:
-    """Two `main.py` processes of one run; killed together however the test ends."""
+    """The `main.py` processes of one run (two by default, 4 fake devices each); killed together however the test ends."""
 
-    def __init__(self, data_dir, workdir, log_dir, name, workdir_of_process_1=None):
+    def __init__(self, data_dir, workdir, log_dir, name, workdir_of_process_1=None, processes=2, devices=4, **overrides):
         port, self.logs, self.processes = free_port(), [], []
-        environment = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-        for index in range(2):
+        # XLA:CPU aborts a process whose devices do not all reach a collective within 40 s; on a loaded 2-core
+        # machine (two test workers, each with subprocesses) that limit was once exceeded in an evaluation.
+        flags = f"--xla_force_host_platform_device_count={devices} --xla_cpu_collective_call_terminate_timeout_seconds=300"
+        environment = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+        for index in range(processes):
             args = [sys.executable, "main.py", "--config=configs/smoke.py", f"--config.data_dir={data_dir}",
-                    f"--workdir={workdir_of_process_1 if index and workdir_of_process_1 else workdir}", f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                    f"--process_id={index}"]
-            args += [f"--config.{key}={value}" for key, value in OVERRIDES.items()]
+                    f"--workdir={workdir_of_process_1 if index and workdir_of_process_1 else workdir}"]
+            if processes > 1:
+                args += [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}", f"--process_id={index}"]
+            args += [f"--config.{key}={value}" for key, value in {**OVERRIDES, **overrides}.items()]
             log = open(os.path.join(log_dir, f"{name}.process{index}.log"), "w+")
             self.logs.append(log)
             self.processes.append(subprocess.Popen(args, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT))
@@ -89,7 +93,7 @@ class Job:
 @pytest.fixture
 def jobs():
     started = []
-    yield lambda *args: started.append(Job(*args)) or started[-1]
+    yield lambda *args, **kwargs: started.append(Job(*args, **kwargs)) or started[-1]
     for job in started:
         job.kill()
 
@@ -146,6 +150,32 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(tfds_data_dir, one
         np.testing.assert_allclose(got_step["loss"], expected_step["loss"], rtol=1e-5)
 
 
+def test_a_data_shards_towers_on_two_processes_train_like_one_process(tfds_data_dir, jobs, tmp_path):
+    # One device per process (SLURM's one task per GPU) on mesh (1, 2): the two processes hold the two towers of
+    # the only data shard, so both must load the whole batch. The reference: one process with both devices.
+    settings = dict(mesh_shape=(1, 2), batch_size=8, eval_every_steps=3, checkpoint_every_steps=3)
+    single = jobs(tfds_data_dir, str(tmp_path / "single"), tmp_path, "single", processes=1, devices=2, **settings)
+    assert single.wait() == [0], single.output(0)[-3000:]
+    pair = jobs(tfds_data_dir, str(tmp_path / "pair"), tmp_path, "pair", devices=1, **settings)
+    assert pair.wait() == [0, 0], pair.output(0)[-3000:] + pair.output(1)[-3000:]
+    assert "data 0: p0:0  p1:2048" in pair.output(0)
+
+    expected, got = checkpoints.load_params(tmp_path / "single"), checkpoints.load_params(tmp_path / "pair")
+    earlier = checkpoints.load_params(tmp_path / "single", step=3)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier)))
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)))
+    print(f"towers on 2 processes vs 1 process: max |difference| {difference:.1e}; parameters moved {moved:.1e}")
+    assert moved > 1e-3 and difference < 1e-5, (difference, moved)
+    reference, records = metrics(tmp_path / "single"), metrics(tmp_path / "pair")
+    evaluated, expected_eval = [r for r in records if "val_loss" in r], [r for r in reference if "val_loss" in r]
+    assert [r["val_examples"] for r in evaluated] == [360, 360]  # every test digit once, not once per process
+    for got_eval, want in zip(evaluated, expected_eval):
+        np.testing.assert_allclose(got_eval["val_loss"], want["val_loss"], rtol=1e-5)
+        assert got_eval["val_top1_error"] == want["val_top1_error"]
+    for got_step, want in zip([r for r in records if "loss" in r], [r for r in reference if "loss" in r], strict=True):
+        np.testing.assert_allclose(got_step["loss"], want["loss"], rtol=1e-5)
+
+
 def test_a_workdir_the_processes_do_not_share_is_refused(tfds_data_dir, jobs, tmp_path):
     # Process 1 sees another directory, as a host without the shared filesystem would.
     job = jobs(tfds_data_dir, str(tmp_path / "here"), tmp_path, "unshared", str(tmp_path / "elsewhere"))
@@ -175,6 +205,31 @@ def test_a_locked_workdir_stops_both_processes(tfds_data_dir, jobs, tmp_path):
 def fake_mesh(rows):
     devices = np.array([[SimpleNamespace(process_index=p, id=i) for p, i in row] for row in rows], dtype=object)
     return SimpleNamespace(devices=devices, shape={"data": devices.shape[0], "model": devices.shape[1]})
+
+
+def test_data_rows_follow_the_data_shards_of_each_processs_devices():
+    # (4, 2), two processes of four devices: 'data' across processes, halves of the batch.
+    two_by_four = fake_mesh([[(0, 0), (0, 1)], [(0, 2), (0, 3)], [(1, 4), (1, 5)], [(1, 6), (1, 7)]])
+    assert [sharding.data_rows(two_by_four, 16, p) for p in range(2)] == [(0, 8, 0, 2), (8, 16, 1, 2)]
+    # (2, 2), one device per process: processes 2d and 2d+1 hold the towers of shard d and load the same rows.
+    one_each = fake_mesh([[(0, 0), (1, 1)], [(2, 2), (3, 3)]])
+    assert [sharding.data_rows(one_each, 8, p) for p in range(4)] == [(0, 4, 0, 2), (0, 4, 0, 2), (4, 8, 1, 2), (4, 8, 1, 2)]
+    assert sharding.data_rows(fake_mesh([[(0, 0), (1, 1)]]), 8, 1) == (0, 8, 0, 1)  # (1, 2): both load everything
+    # One process, (8, 1): all rows.
+    assert sharding.data_rows(fake_mesh([[(0, i)] for i in range(8)]), 16, 0) == (0, 16, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([[(0, 0)], [(1, 1)], [(0, 2)]], r"Process 0 holds data shards \[0, 2\] .* not contiguous"),
+        ([[(0, 0), (0, 1)], [(0, 2), (1, 3)], [(1, 4), (1, 5)]], "overlapping or unequal"),  # 3 devices per process on (3, 2)
+        ([[(0, 0)], [(1, 1)], [(1, 2)]], "overlapping or unequal"),  # 1 and 2 devices
+    ],
+)
+def test_data_rows_refuse_layouts_the_processes_cannot_split(rows, message):
+    with pytest.raises(sharding.MeshError, match=message):
+        sharding.data_rows(fake_mesh(rows), 12, 0)
 
 
 def test_towers_share_host():

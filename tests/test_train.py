@@ -1,5 +1,6 @@
 """The training loop: resume, exact evaluation, 10-crop averaging, the NaN guard, ImageNet end to end."""
 
+import dataclasses
 import json
 import os
 
@@ -9,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoints, input_pipeline, train
+from alexnet_jax import checkpoints, input_pipeline, sharding, train
 from alexnet_jax.models import AlexNet
 from configs import imagenet
 from fake_data import digits_config, write_fake_imagenet
@@ -88,7 +89,7 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     # numpy: each member's softmax on the evaluation images, averaged, then the loss and top-1 error
     input_config = input_pipeline.InputConfig.from_config(config)
     data = input_pipeline.load_data(input_config)
-    dataset, _ = input_pipeline.eval_dataset(data, input_config, 360, process_index=0, process_count=1)
+    dataset, _ = input_pipeline.eval_dataset(data, input_config, 360)
     batch = next(dataset.as_numpy_iterator())
     model = train.create_model(config)
     probabilities = []
@@ -101,6 +102,24 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     np.testing.assert_allclose(ensemble["val_loss"], -np.log(average[np.arange(360), labels]).mean(), rtol=1e-4)
     assert abs(ensemble["val_top1_error"] - (average.argmax(-1) != labels).mean()) < 1e-6
 
+    # Separately trained networks (the paper's "5 CNNs"): another seed in another workdir, with 10-crop reported too.
+    other = tmp_path / "seed1"
+    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3, schedule="constant", seed=1), str(other))
+    config.final_eval_crops = ("ten_crop",)
+    both = train.evaluate_checkpoints(config, str(tmp_path), [6], [str(other)])
+    assert both["members"] == [f"{tmp_path}@6", f"{other}@3"] and both["steps"] == [6]
+    ten_crop = dataclasses.replace(input_config, eval_crop="ten_crop")
+    crops = next(input_pipeline.eval_dataset(data, ten_crop, 360)[0].as_numpy_iterator())["image"]  # (360, 10, S, S, 3)
+    for key, images in (("val_", batch["image"]), ("val_ten_crop_", crops)):
+        flat = jnp.asarray(images.reshape((-1,) + images.shape[-3:]))
+        averaged = 0
+        for params in (checkpoints.load_params(tmp_path, 6), checkpoints.load_params(other, 3)):
+            logits = np.asarray(model.apply({"params": params}, flat), np.float64).reshape(360, -1, 10)
+            exp = np.exp(logits - logits.max(-1, keepdims=True))
+            averaged = averaged + (exp / exp.sum(-1, keepdims=True)).mean(1) / 2  # over crops, then members
+        np.testing.assert_allclose(both[key + "loss"], -np.log(averaged[np.arange(360), labels]).mean(), rtol=1e-4)
+        assert abs(both[key + "top1_error"] - (averaged.argmax(-1) != labels).mean()) < 1e-6
+
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=12, schedule="constant", learning_rate=1e12, log_every_steps=1,
@@ -110,8 +129,65 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_
     bad_step = int(error.value.args[0].split("at step ")[1].split(" ")[0])
     steps = checkpoints.Checkpointer(tmp_path / "checkpoints").all_steps()
     assert steps and max(steps) == bad_step - 1  # nothing saved from the bad step on
+    assert f"the last checkpoint, of step {bad_step - 1}, is intact" in error.value.args[0]
     params = checkpoints.load_params(tmp_path)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
+
+
+def test_a_non_finite_step_is_named_when_noticed_between_log_lines(tfds_data_dir, tmp_path):
+    # Logged every step, the first non-finite step is caught as it happens: the reference for its number.
+    settings = dict(num_train_steps=12, learning_rate=1e12, optimizer="sgd", checkpoint_every_steps=100)
+    with pytest.raises(train.TrainingError, match=r"at step (\d+)") as every_step:
+        train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "a"))
+    bad_step = int(every_step.value.args[0].split("at step ")[1].split(" ")[0])
+    assert bad_step < 11
+    with pytest.raises(train.TrainingError) as rarely:  # no log, eval or checkpoint before step 12
+        train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=100, **settings), str(tmp_path / "b"))
+    message = rarely.value.args[0]
+    assert f"Non-finite loss or gradient at step {bad_step} " in message and "the first such step" in message
+    assert f"Training stopped at step {bad_step + 1} " in message  # noticed one step later, not at step 12
+    assert "no checkpoint was written yet" in message
+
+
+def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir, tmp_path):
+    settings = dict(num_train_steps=6, checkpoint_every_steps=100)
+    train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "each"))
+    train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=3, **settings), str(tmp_path / "window"))
+    each, window = ([r for r in map(json.loads, (tmp_path / name / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+                    for name in ("each", "window"))
+    assert [r["step"] for r in window] == [3, 6]
+    for record, steps in zip(window, (each[0:3], each[3:6])):
+        for name in ("loss", "top1_error", "top5_error", "grad_norm"):
+            np.testing.assert_allclose(record[name], np.mean([r[name] for r in steps]), rtol=1e-6)
+        assert record["learning_rate"] == steps[-1]["learning_rate"]
+
+
+def test_a_skipped_step_advances_the_learning_rate_schedule():
+    from alexnet_jax import sharding
+    from configs import default
+
+    config = default.get_config()
+    config.schedule, config.warmup_epochs, config.learning_rate = "cosine", 0.0, 0.1
+    mesh = sharding.create_mesh((8, 1))
+    model = train.create_model(config, mesh)
+    tx = train.create_optimizer(config, steps_per_epoch=2, total_steps=4)
+    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    key = sharding.put_replicated(jax.random.key(1), mesh)
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(8, 32, 32, 3)).astype(np.float32)
+    good = sharding.host_batch_to_global({"image": images, "label": np.arange(8, dtype=np.int32)}, mesh)
+    bad = sharding.host_batch_to_global({"image": np.full_like(images, np.nan), "label": np.arange(8, dtype=np.int32)}, mesh)
+    rates, finite = [], []
+    for batch in (good, bad, good, good):
+        state, metrics = p_train(state, batch, key)
+        rates.append(float(metrics["learning_rate"]))
+        finite.append(bool(metrics["finite"]))
+    assert finite == [True, False, True, True]
+    assert int(state.step) == int(state.opt_state.count) == 4
+    cosine = [0.1 * 0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(4)]  # the rate of step t + 1, numpy's formula
+    np.testing.assert_allclose([rates[0], rates[2], rates[3]], [cosine[0], cosine[2], cosine[3]], rtol=1e-6)
 
 
 def test_non_finite_steps_can_be_skipped_and_counted(tfds_data_dir, tmp_path):
@@ -130,17 +206,21 @@ def test_imagenet_config_trains_on_fake_tars_with_two_towers(tmp_path):
     config.batch_size = 8
     config.num_train_steps = 2
     config.log_every_steps = 1
-    config.eval_every_steps = 2
+    config.eval_every_steps = 1
     config.checkpoint_every_steps = 2
     metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert metrics["val_examples"] == 4 and np.isfinite(metrics["loss"])
+    # Every evaluation on the centre crop; the last one also with the paper's 10-crop test, in its own keys.
+    evaluations = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]
+    assert [r["step"] for r in evaluations] == [1, 2] and "val_ten_crop_loss" not in evaluations[0]
+    assert evaluations[1]["val_ten_crop_examples"] == 4 and evaluations[1]["val_ten_crop_loss"] != evaluations[1]["val_loss"]
     params = checkpoints.load_params(tmp_path / "run")
     assert params["conv2"]["kernel"].shape == (2, 5, 5, 48, 128)
 
 
 def test_batch_must_divide_over_data_shards(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=1, batch_size=12, mesh_shape=(8, 1))
-    with pytest.raises(input_pipeline.DataError, match="batch size 12 does not divide among 8 data shards"):
+    with pytest.raises(sharding.MeshError, match="batch size 12 does not divide among 8 data shards"):
         train.train_and_evaluate(config, str(tmp_path))
 
 
