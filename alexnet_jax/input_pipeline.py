@@ -414,12 +414,14 @@ def _load_cifar10(config: InputConfig) -> Data:
     Never a download: offline, tfds's hangs for minutes. Both sources give the examples in the
     archive's order (see alexnet_jax/datasets/cifar10.py).
     """
-    builder = tfds.builder("cifar10", data_dir=_data_dir(config))
+    data_dir = _data_dir(config) or tfds.core.constants.DATA_DIR
+    # Only where tfds may have prepared it: a tfds builder of a folder that does not exist logs a warning.
+    builder = tfds.builder("cifar10", data_dir=data_dir) if os.path.isdir(os.path.join(data_dir, "cifar10")) else None
     try:
-        if builder.is_prepared():
+        if builder is not None and builder.is_prepared():
             cifar = cifar10.Cifar10.from_tfds(builder)
         else:
-            archive = cifar10.find_archive(imagenet_manual_dir(config), builder.data_dir)
+            archive = cifar10.find_archive(imagenet_manual_dir(config), os.path.join(data_dir, "cifar10"))
             cifar = cifar10.Cifar10.from_archive(archive)
         train = _tfds_arrays(cifar, config.train_split or "train", config.resize_size)
         evaluation = _tfds_arrays(cifar, config.eval_split or "test", config.resize_size)

@@ -277,6 +277,7 @@ def test_imagenet_missing_tars_error(tmp_path):
 def test_cifar10_through_mock_data(tmp_path, monkeypatch):
     config = ip.InputConfig(dataset="cifar10", data_dir=str(tmp_path), image_size=32, resize_size=32, train_augment="pad_crop")
     monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)  # as if prepared by tfds
+    (tmp_path / "cifar10").mkdir()
     with tfds.testing.mock_data(num_examples=20):
         data = ip.load_data(config)
     assert len(data.train) == 20 and data.num_classes == 10
