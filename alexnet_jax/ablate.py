@@ -14,7 +14,8 @@ a config, never a code fork. The protocol (flags):
   rule (momentum 0.9, weight decay 5e-4 on the parameters the base config's
   `weight_decay_on` names: the kernels only by default; the table in
   docs/ablation was measured before that option, with every parameter
-  decayed, which `--config.weight_decay_on=all` reproduces) at the paper's rate 0.01
+  decayed and flips on, which `--config.weight_decay_on=all
+  --config.horizontal_flip=True` reproduces) at the paper's rate 0.01
   (`--learning_rate`), divided by 10 once, after two thirds of the steps (the
   paper divided on plateaus; a fixed budget needs a fixed point), no warmup;
 - evaluation once, at the end; the training loss and error of every step

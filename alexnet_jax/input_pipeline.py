@@ -93,7 +93,7 @@ class InputConfig:
 
     dataset: str = "digits"
     data_dir: str = ""  # tfds data dir; '' = tfds's default (~/tensorflow_datasets)
-    manual_dir: str = ""  # where the ImageNet tars are; '' = <data_dir>/downloads/manual
+    manual_dir: str = ""  # the ImageNet tars, cifar-10-binary.tar.gz; '' = <data_dir>/downloads/manual
     folder_root: str = ""  # root of an image folder tree
     train_split: str = ""  # '' = the dataset's own ('train')
     eval_split: str = ""  # '' = the dataset's own ('test', 'validation' or 'val')
@@ -416,12 +416,12 @@ def _load_cifar10(config: InputConfig) -> Data:
     """
     data_dir = _data_dir(config) or tfds.core.constants.DATA_DIR
     # Only where tfds may have prepared it: a tfds builder of a folder that does not exist logs a warning.
-    builder = tfds.builder("cifar10", data_dir=data_dir) if os.path.isdir(os.path.join(data_dir, "cifar10")) else None
+    builder = tfds.builder("cifar10", data_dir=data_dir) if tf.io.gfile.isdir(os.path.join(data_dir, "cifar10")) else None
     try:
         if builder is not None and builder.is_prepared():
             cifar = cifar10.Cifar10.from_tfds(builder)
         else:
-            archive = cifar10.find_archive(imagenet_manual_dir(config), os.path.join(data_dir, "cifar10"))
+            archive = cifar10.find_archive(archive_dir(config), os.path.join(data_dir, "cifar10"))
             cifar = cifar10.Cifar10.from_archive(archive)
         train = _tfds_arrays(cifar, config.train_split or "train", config.resize_size)
         evaluation = _tfds_arrays(cifar, config.eval_split or "test", config.resize_size)
@@ -430,17 +430,17 @@ def _load_cifar10(config: InputConfig) -> Data:
     return Data(train, evaluation, cifar10.NUM_CLASSES, _stats(config, train), cifar.class_names)
 
 
-def imagenet_manual_dir(config: InputConfig) -> str:
+def archive_dir(config: InputConfig) -> str:
+    """Where the user's own archives are (the ImageNet tars, cifar-10-binary.tar.gz): manual_dir, or tfds's."""
     if config.manual_dir:
         return os.path.expanduser(config.manual_dir)
-    data_dir = _data_dir(config) or os.path.expanduser("~/tensorflow_datasets")
-    return os.path.join(data_dir, "downloads", "manual")
+    return os.path.join(_data_dir(config) or tfds.core.constants.DATA_DIR, "downloads", "manual")
 
 
 def _load_imagenet(config: InputConfig) -> Data:
     builder = tfds.builder("imagenet2012", data_dir=_data_dir(config))
     if not builder.is_prepared():
-        manual_dir = imagenet_manual_dir(config)
+        manual_dir = archive_dir(config)
         missing = [name for name in IMAGENET_TARS if not os.path.isfile(os.path.join(manual_dir, name))]
         if missing:
             raise DataError(
@@ -691,7 +691,7 @@ def normalize(image: tf.Tensor, stats: ColorStats) -> tf.Tensor:
 def _checked_rows(global_batch_size: int, rows: BatchRows | None) -> BatchRows:
     """`rows` (the whole batch when None), checked against the batch size."""
     rows = BatchRows.whole(global_batch_size) if rows is None else rows
-    if rows.size * rows.num_groups != global_batch_size or rows.start != rows.group * rows.size:
+    if rows.global_size != global_batch_size:
         raise ValueError(f"{rows} are not one of {rows.num_groups} equal parts of a global batch of {global_batch_size}")
     return rows
 
@@ -744,8 +744,9 @@ def train_dataset(
 
         order = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch_order).skip(offset)
         # This process's rows of every global batch.
+        mine = tf.constant(rows.indices())
         order = order.batch(global_batch_size).map(
-            lambda positions, indices: (positions[rows.start : rows.stop], indices[rows.start : rows.stop])
+            lambda positions, indices: (tf.gather(positions, mine), tf.gather(indices, mine))
         ).unbatch()
 
         def example(position, example_index):
@@ -783,7 +784,7 @@ def _streamed_train_examples(source: TfdsSource, config, start_step: int, rows: 
         group_examples = len(range(group, sum(lengths), groups))
     if group_examples == 0:
         raise DataError(
-            f"{source.split} has {sum(lengths)} examples, fewer than the {groups} groups of processes that load "
+            f"{source.split} leaves no examples to group {group} of the {groups} groups of processes that load "
             "different rows of each batch; use fewer data shards (mesh_shape) or more data."
         )
     features = builder.info.features
@@ -848,9 +849,11 @@ def eval_dataset(
         size = len(source)
         num_batches = max(1, math.ceil(size / global_batch_size))
 
+        mine = tf.constant(rows.indices())
+
         def example(local_position):
             step, row = local_position // batch, local_position % batch
-            position = step * global_batch_size + rows.start + row
+            position = step * global_batch_size + tf.gather(mine, row)
             image, label = source.lookup(tf.minimum(position, size - 1))
             return {"image": image, "label": label, "mask": position < size}
 

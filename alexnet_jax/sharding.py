@@ -148,39 +148,53 @@ def merged_constraint(mesh: Mesh):
 
 
 class BatchRows(NamedTuple):
-    """The rows [start, stop) of every global batch that one process loads.
+    """The rows of every global batch that one process loads: those of the data shards its devices hold.
 
-    Processes whose devices hold the same 'data' shards form a group and load
-    the same rows (the replicas of a shard must hold identical data); `group`
-    is this process's group among `num_groups`, numbered by position in the
-    batch. Sources that cannot address rows directly (TFRecord streams) split
-    their files by group.
+    A global batch of B rows over D data shards gives shard d the rows
+    [d * B / D, (d + 1) * B / D). A process loads the rows of `shards`, in
+    ascending order (on TPUs the shards of one host need not be neighbours).
+    Processes whose devices hold the same shards form a group and load the
+    same rows (the replicas of a shard must hold identical data); `group` is
+    this process's group among `num_groups`, numbered by its first shard.
+    Sources that cannot address rows directly (TFRecord streams, tfds
+    evaluation splits) split their examples by group.
     """
 
-    start: int
-    stop: int
+    shards: tuple[int, ...]
+    shard_size: int  # rows per data shard: B / D
     group: int = 0
     num_groups: int = 1
 
     @property
     def size(self) -> int:
-        return self.stop - self.start
+        """Rows this process loads."""
+        return len(self.shards) * self.shard_size
+
+    @property
+    def global_size(self) -> int:
+        """Rows of the global batch, B."""
+        return self.size * self.num_groups
+
+    def indices(self) -> np.ndarray:
+        """(size,) int64: the global batch rows this process loads, in the order it loads them."""
+        return np.concatenate([np.arange(d * self.shard_size, (d + 1) * self.shard_size) for d in self.shards])
 
     @classmethod
     def whole(cls, global_batch_size: int) -> BatchRows:
         """Every row: a single process."""
-        return cls(0, global_batch_size)
+        return cls((0,), global_batch_size)
 
 
 def data_rows(mesh: Mesh, global_batch_size: int, process_index: int | None = None) -> BatchRows:
     """The rows of each global batch that a process must load for its devices of `mesh`.
 
-    A device at 'data' index i holds rows [i * B / D, (i + 1) * B / D) of a
+    A device at 'data' index d holds rows [d * B / D, (d + 1) * B / D) of a
     batch of B over D data shards, whatever its 'model' index: a process
     loads the rows of the data shards its devices hold. With one device per
     process and mesh (-1, 2), the two processes holding a shard's two towers
-    load the same rows. Layouts in which processes hold overlapping but
-    different sets of shards, or sets of different sizes, are refused.
+    load the same rows. The processes must split the shards into groups of
+    equal size: any two hold the same shards or none in common; other
+    layouts are refused.
     """
     devices = np.asarray(mesh.devices)
     num_shards = devices.shape[MESH_AXES.index("data")]
@@ -189,64 +203,54 @@ def data_rows(mesh: Mesh, global_batch_size: int, process_index: int | None = No
             f"The global batch size {global_batch_size} does not divide among {num_shards} data shards of mesh "
             f"{dict(mesh.shape)}; use a multiple of {num_shards}."
         )
-    shards: dict[int, set[int]] = {}  # process -> the data indices its devices hold
+    held: dict[int, set[int]] = {}  # process -> the data shards its devices hold
     for data_index, row in enumerate(devices):
         for device in np.ravel(row):
-            shards.setdefault(int(device.process_index), set()).add(data_index)
-    process = jax.process_index() if process_index is None else process_index
-    ranges = {}
-    for index, held in sorted(shards.items()):
-        first, last = min(held), max(held)
-        if len(held) != last - first + 1:
-            raise MeshError(
-                f"Process {index} holds data shards {sorted(held)} of mesh {dict(mesh.shape)}, which are not "
-                "contiguous, so it cannot load one slice of each batch. Give every process whole neighbouring rows "
-                "of the mesh: the same number of devices per process and mesh_shape (-1, 1) or (-1, 2)."
-            )
-        ranges[index] = (first, last + 1)
-    groups = sorted(set(ranges.values()))
-    sizes = {stop - start for start, stop in groups}
-    tiles = [start for start, _ in groups] == list(range(0, num_shards, max(sizes))) and len(sizes) == 1
-    if not tiles:
-        described = ", ".join(f"process {i}: {start}..{stop - 1}" for i, (start, stop) in sorted(ranges.items()))
+            held.setdefault(int(device.process_index), set()).add(data_index)
+    groups = sorted({tuple(sorted(shards)) for shards in held.values()})
+    owners = [shard for group in groups for shard in group]
+    if len(owners) != len(set(owners)) or len({len(group) for group in groups}) != 1:
+        described = "; ".join(f"process {i}: {sorted(shards)}" for i, shards in sorted(held.items()))
         raise MeshError(
             f"The processes hold overlapping or unequal sets of the data shards of mesh {dict(mesh.shape)} "
             f"({described}), so they cannot split each batch. Use the same number of devices in every process, a "
             "multiple of the 'model' size (or one device per process), with mesh_shape (-1, 1) or (-1, 2)."
         )
-    if process not in ranges:
+    process = jax.process_index() if process_index is None else process_index
+    if process not in held:
         raise MeshError(f"Process {process} has no device in mesh {dict(mesh.shape)}; every process must take part.")
-    start, stop = ranges[process]
-    per_shard = global_batch_size // num_shards
-    return BatchRows(start * per_shard, stop * per_shard, groups.index((start, stop)), len(groups))
+    shards = tuple(sorted(held[process]))
+    return BatchRows(shards, global_batch_size // num_shards, groups.index(shards), len(groups))
 
 
 def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRows | None = None) -> dict[str, jax.Array]:
     """This process's rows of a global batch -> global arrays sharded over 'data'.
 
     batch: arrays whose leading axis holds rows [rows.start, rows.stop) of
-    the global batch (`data_rows`); the global batch has
-    `rows.size * rows.num_groups` rows. Without `rows` (one process only)
-    the batch is the whole global batch.
+    the global batch (`data_rows`): `rows.indices()`, in that order.
+    Without `rows` (one process only) the batch is the whole global batch.
     """
     if rows is None:
         if jax.process_count() > 1:
             raise ValueError("host_batch_to_global needs this process's rows (data_rows) in a multi-process run")
         rows = BatchRows.whole(len(next(iter(batch.values()))))
     sharding = batch_sharding(mesh)
-    global_size = rows.size * rows.num_groups
+    global_size = rows.global_size
+
+    local_row = {int(row): position for position, row in enumerate(rows.indices())}  # global row -> local
 
     def put(value):
         value = np.asarray(value)
         if len(value) != rows.size:
-            raise ValueError(f"expected {rows.size} rows of the global batch (rows {rows}), got {len(value)}")
+            raise ValueError(f"expected {rows.size} rows of the global batch ({rows}), got {len(value)}")
 
         def local(index):
             wanted = index[0]
             start, stop = wanted.start or 0, global_size if wanted.stop is None else wanted.stop
-            if not rows.start <= start <= stop <= rows.stop:
+            first = local_row.get(start)
+            if first is None or local_row.get(stop - 1) != first + stop - 1 - start:
                 raise ValueError(f"a device needs rows [{start}, {stop}) but this process loaded {rows}")
-            return value[start - rows.start : stop - rows.start]
+            return value[first : first + stop - start]
 
         return jax.make_array_from_callback((global_size,) + value.shape[1:], sharding, local)
 

@@ -115,7 +115,8 @@ def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
 
 
 def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
-    """The config's optimizer and schedule; a saved config without `weight_decay_on` decayed all."""
+    """The config's optimizer and schedule; a config without `weight_decay_on` (older than the option) decays every
+    parameter, as runs did then."""
     schedule = optim.make_schedule(
         config.schedule,
         config.learning_rate,
@@ -196,7 +197,8 @@ def _variables(params, batch_stats) -> dict:
 def train_step(
     state: TrainState, batch: dict, dropout_key: jax.Array, *, model: AlexNet, tx, label_smoothing: float = 0.0
 ) -> tuple[TrainState, dict]:
-    """One SGD step. A step with a non-finite loss or gradient leaves the state unchanged.
+    """One SGD step. A step with a non-finite loss or gradient keeps the weights, the optimizer's moments and the
+    batch statistics; its step and learning-rate schedule still advance.
 
     batch: image (B, S, S, 3), label (B,). Dropout randomness is
     `fold_in(dropout_key, step)`, so a resumed run repeats it exactly. The
@@ -463,10 +465,37 @@ def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict
 # The loop
 
 
+# The config fields that define the network a checkpoint holds (beyond its parameter shapes).
+MODEL_FIELDS = ("model", "towers", "num_classes", "normalization", "norm_position", "pooling", "activation",
+                "conv_features", "hidden_features", "residual")
+
+
+def config_differences(workdir: str, config, fields: Sequence[str] | None = None) -> list[str]:
+    """'field: X in <workdir>/config.json, Y here' for each of `fields` (default: all) that differs; [] without
+    a config.json."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as file:
+        saved = json.load(file)
+    current = json.loads(config.to_json_best_effort())
+    names = sorted(set(saved) | set(current)) if fields is None else fields
+    return [f"{name}: {saved.get(name)!r} in {path}, {current.get(name)!r} here" for name in names
+            if saved.get(name) != current.get(name)]
+
+
 def _save_run_info(workdir: str, config, data) -> None:
-    """config.json and data.json: what predict and notebooks need to rebuild the model and preprocessing."""
+    """config.json and data.json: what predict and notebooks need to rebuild the model and preprocessing.
+
+    A config.json of an earlier run in the workdir that differs from `config` is reported (a resumed run
+    continues with the new values) before it is replaced.
+    """
     if jax.process_index() != 0:
         return
+    changed = config_differences(workdir, config)
+    if changed:
+        logging.warning("This config differs from the one an earlier run wrote in %s; a resumed run keeps its "
+                        "weights and optimizer state and goes on with the new values: %s", workdir, "; ".join(changed))
     with open(os.path.join(workdir, "config.json"), "w") as file:
         file.write(config.to_json_best_effort(indent=2))
     info = {"class_names": list(data.class_names), "color_stats": {
@@ -814,6 +843,14 @@ def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = (), other_
     own = [(workdir, step) for step in steps] or [(workdir, None)]
     members, described, own_steps = [], [], []
     for directory, step in own + [(other, None) for other in other_workdirs]:
+        if not os.path.isdir(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR)):
+            raise FileNotFoundError(f"No checkpoints in {directory}; train first (python main.py --workdir={directory}).")
+        differences = config_differences(directory, config, MODEL_FIELDS)
+        if differences:
+            raise checkpoints.CheckpointMismatchError(
+                f"{directory} holds another network than this config builds ({'; '.join(differences)}); an ensemble's "
+                "members must be runs of the same model: pass the config that trained them."
+            )
         with checkpoints.Checkpointer(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
             step = checkpointer.latest_step() if step is None else step
             if step is None:

@@ -65,16 +65,21 @@ def test_each_epoch_visits_every_example_once(digits):
 def test_processes_split_each_global_batch(digits):
     config, data = digits
     whole = batches(ip.train_dataset(data, config, 64, start_step=3), 2)
-    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=BatchRows(32 * g, 32 * (g + 1), g, 2)), 2)
-             for g in range(2)]
+    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=BatchRows((g,), 32, g, 2)), 2) for g in range(2)]
     for step in range(2):
         np.testing.assert_array_equal(np.concatenate([parts[0][step]["image"], parts[1][step]["image"]]), whole[step]["image"])
+    # Shards that are not neighbours (TPU hosts): process 0 holds shards 0 and 2 of 4, process 1 shards 1 and 3.
+    apart = [BatchRows((0, 2), 16, 0, 2), BatchRows((1, 3), 16, 1, 2)]
+    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=rows), 2) for rows in apart]
+    for step in range(2):
+        for rows, part in zip(apart, parts):
+            np.testing.assert_array_equal(part[step]["image"], whole[step]["image"][rows.indices()])
 
 
 def test_rows_must_be_equal_parts_of_the_batch(digits):
     config, data = digits
     with pytest.raises(ValueError, match="not one of 2 equal parts of a global batch of 64"):
-        ip.train_dataset(data, config, 64, rows=BatchRows(0, 30, 0, 2))
+        ip.train_dataset(data, config, 64, rows=BatchRows((0,), 30, 0, 2))
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -82,7 +87,7 @@ def test_eval_counts_every_example_once(digits, groups):
     config, data = digits
     seen = []
     for group in range(groups):
-        rows = BatchRows(100 // groups * group, 100 // groups * (group + 1), group, groups)
+        rows = BatchRows((group,), 100 // groups, group, groups)
         dataset, num_batches = ip.eval_dataset(data, config, 100, rows=rows)
         result = batches(dataset)
         assert len(result) == num_batches == 4  # 360 examples, batch 100: the last one padded
@@ -249,14 +254,14 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
     # Two groups of processes (fewer TFRecord files than groups): each record in one group's stream only.
     plain = ip.InputConfig(**{**vars(config), "train_augment": "none", "eval_crop": "center"})
     epoch = np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4), 2)])
-    parts = [np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4, rows=BatchRows(2 * g, 2 * g + 2, g, 2)), 2)])
+    parts = [np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4, rows=BatchRows((g,), 2, g, 2)), 2)])
              for g in range(2)]
     assert len(data.train.builder.info.splits["train"].filepaths) < 2
     key = lambda images: sorted(image.tobytes() for image in images)  # noqa: E731
     assert key(np.concatenate(parts)) == key(epoch)  # together: one epoch, no example twice
     seen = []
     for g in range(2):
-        dataset, num_batches = ip.eval_dataset(data, plain, 4, rows=BatchRows(2 * g, 2 * g + 2, g, 2))
+        dataset, num_batches = ip.eval_dataset(data, plain, 4, rows=BatchRows((g,), 2, g, 2))
         seen += [b["label"][b["mask"]] for b in batches(dataset)]
     assert sorted(data.class_names[label] for label in np.concatenate(seen)) == sorted(SYNSETS)
 

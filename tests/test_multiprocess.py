@@ -210,19 +210,22 @@ def fake_mesh(rows):
 def test_data_rows_follow_the_data_shards_of_each_processs_devices():
     # (4, 2), two processes of four devices: 'data' across processes, halves of the batch.
     two_by_four = fake_mesh([[(0, 0), (0, 1)], [(0, 2), (0, 3)], [(1, 4), (1, 5)], [(1, 6), (1, 7)]])
-    assert [sharding.data_rows(two_by_four, 16, p) for p in range(2)] == [(0, 8, 0, 2), (8, 16, 1, 2)]
+    assert [sharding.data_rows(two_by_four, 16, p) for p in range(2)] == [((0, 1), 4, 0, 2), ((2, 3), 4, 1, 2)]
     # (2, 2), one device per process: processes 2d and 2d+1 hold the towers of shard d and load the same rows.
     one_each = fake_mesh([[(0, 0), (1, 1)], [(2, 2), (3, 3)]])
-    assert [sharding.data_rows(one_each, 8, p) for p in range(4)] == [(0, 4, 0, 2), (0, 4, 0, 2), (4, 8, 1, 2), (4, 8, 1, 2)]
-    assert sharding.data_rows(fake_mesh([[(0, 0), (1, 1)]]), 8, 1) == (0, 8, 0, 1)  # (1, 2): both load everything
+    assert [sharding.data_rows(one_each, 8, p) for p in range(4)] == [((0,), 4, 0, 2)] * 2 + [((1,), 4, 1, 2)] * 2
+    assert sharding.data_rows(fake_mesh([[(0, 0), (1, 1)]]), 8, 1) == ((0,), 8, 0, 1)  # (1, 2): both load everything
     # One process, (8, 1): all rows.
-    assert sharding.data_rows(fake_mesh([[(0, i)] for i in range(8)]), 16, 0) == (0, 16, 0, 1)
+    rows = sharding.data_rows(fake_mesh([[(0, i)] for i in range(8)]), 16, 0)
+    assert rows.size == rows.global_size == 16 and list(rows.indices()) == list(range(16))
+    # Shards that are not neighbours, as a TPU mesh can order hosts: process 0 holds shards 0 and 2.
+    apart = sharding.data_rows(fake_mesh([[(0, 0)], [(1, 1)], [(0, 2)], [(1, 3)]]), 8, 0)
+    assert apart == ((0, 2), 2, 0, 2) and list(apart.indices()) == [0, 1, 4, 5]
 
 
 @pytest.mark.parametrize(
     "rows, message",
     [
-        ([[(0, 0)], [(1, 1)], [(0, 2)]], r"Process 0 holds data shards \[0, 2\] .* not contiguous"),
         ([[(0, 0), (0, 1)], [(0, 2), (1, 3)], [(1, 4), (1, 5)]], "overlapping or unequal"),  # 3 devices per process on (3, 2)
         ([[(0, 0)], [(1, 1)], [(1, 2)]], "overlapping or unequal"),  # 1 and 2 devices
     ],

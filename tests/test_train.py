@@ -120,6 +120,16 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
         np.testing.assert_allclose(both[key + "loss"], -np.log(averaged[np.arange(360), labels]).mean(), rtol=1e-4)
         assert abs(both[key + "top1_error"] - (averaged.argmax(-1) != labels).mean()) < 1e-6
 
+    # A member that is another network (no LRN: the same parameter shapes), and a workdir that is not there.
+    odd = tmp_path / "other_network"
+    (odd / "checkpoints").mkdir(parents=True)
+    (odd / "config.json").write_text(json.dumps({**json.loads(config.to_json_best_effort()), "normalization": "none"}))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="normalization: 'none' in"):
+        train.evaluate_checkpoints(config, str(tmp_path), [6], [str(odd)])
+    with pytest.raises(FileNotFoundError, match="No checkpoints in"):
+        train.evaluate_checkpoints(config, str(tmp_path), [6], [str(tmp_path / "typo")])
+    assert not (tmp_path / "typo").exists()
+
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=12, schedule="constant", learning_rate=1e12, log_every_steps=1,
@@ -162,12 +172,13 @@ def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir
         assert record["learning_rate"] == steps[-1]["learning_rate"]
 
 
-def test_a_skipped_step_advances_the_learning_rate_schedule():
+@pytest.mark.parametrize("optimizer", ["paper_sgd", "adamw"])
+def test_a_skipped_step_advances_the_learning_rate_schedule(optimizer):
     from alexnet_jax import sharding
     from configs import default
 
     config = default.get_config()
-    config.schedule, config.warmup_epochs, config.learning_rate = "cosine", 0.0, 0.1
+    config.schedule, config.warmup_epochs, config.learning_rate, config.optimizer = "cosine", 0.0, 0.1, optimizer
     mesh = sharding.create_mesh((8, 1))
     model = train.create_model(config, mesh)
     tx = train.create_optimizer(config, steps_per_epoch=2, total_steps=4)
@@ -179,15 +190,18 @@ def test_a_skipped_step_advances_the_learning_rate_schedule():
     images = rng.normal(size=(8, 32, 32, 3)).astype(np.float32)
     good = sharding.host_batch_to_global({"image": images, "label": np.arange(8, dtype=np.int32)}, mesh)
     bad = sharding.host_batch_to_global({"image": np.full_like(images, np.nan), "label": np.arange(8, dtype=np.int32)}, mesh)
-    rates, finite = [], []
+    rates, finite, kept = [], [], []
     for batch in (good, bad, good, good):
         state, metrics = p_train(state, batch, key)
         rates.append(float(metrics["learning_rate"]))
         finite.append(bool(metrics["finite"]))
+        kept.append(jax.device_get((state.params, state.opt_state.inner_state)))  # before the next step donates it
     assert finite == [True, False, True, True]
+    jax.tree.map(np.testing.assert_array_equal, kept[1], kept[0])  # weights, momentum (and Adam's count) kept
     assert int(state.step) == int(state.opt_state.count) == 4
     cosine = [0.1 * 0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(4)]  # the rate of step t + 1, numpy's formula
-    np.testing.assert_allclose([rates[0], rates[2], rates[3]], [cosine[0], cosine[2], cosine[3]], rtol=1e-6)
+    # The skipped step reports the rate of the state it kept (step 1's); the next one uses step 3's rate.
+    np.testing.assert_allclose(rates, [cosine[0], cosine[0], cosine[2], cosine[3]], rtol=1e-6)
 
 
 def test_non_finite_steps_can_be_skipped_and_counted(tfds_data_dir, tmp_path):
