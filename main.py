@@ -133,7 +133,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv):
     import jax  # here, after the flags: a mistake in them is reported in 0.2 s, not after 7 s of imports
 
-    from alexnet_jax import checkpoints, distributed, input_pipeline, sharding, train
+    from alexnet_jax import checkpoints, distributed, input_pipeline, sharding, steps, train
     from alexnet_jax.summary import model_summary
 
     if len(argv) > 1:
@@ -163,9 +163,13 @@ def main(argv):
             logging.info("%s is ready: %d training and %d evaluation examples.", config.dataset, len(data.train),
                          len(data.eval))
             return
-        logging.info("workdir %s; model:\n%s", workdir, model_summary(train.create_model(config), config.image_size))
+        logging.info("workdir %s; model:\n%s", workdir, model_summary(steps.create_model(config), config.image_size))
         if FLAGS.mode == "train":
             train.train_and_evaluate(config, workdir)
+            if jax.process_index() == 0:
+                from alexnet_jax import visualize  # matplotlib: only now
+
+                visualize.try_write_training_curves(workdir)
         else:
             train.evaluate_checkpoints(config, workdir, [int(s) for s in FLAGS.eval_steps], FLAGS.ensemble_workdirs)
     except train.Preempted as stopped:

@@ -61,6 +61,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from alexnet_jax import checkpoints, input_pipeline, train, visualize  # noqa: E402
+from alexnet_jax.steps import create_model, num_train_steps  # noqa: E402
 from alexnet_jax.models import count_params  # noqa: E402
 
 GROUPS = ("baseline", "activation", "regularization", "architecture", "size", "modern")
@@ -140,7 +141,7 @@ def protocol_config(base, steps: int, batch_size: int, examples_per_class: int, 
     config.train_examples_per_class = examples_per_class
     config.warmup_epochs = 0.0
     train_examples = len(input_pipeline.load_data(input_pipeline.InputConfig.from_config(config)).train)
-    steps_per_epoch = train.num_train_steps(config, train_examples)[1]
+    steps_per_epoch = num_train_steps(config, train_examples)[1]
     config.schedule, config.step_epochs = "step", (2 * steps / 3 / steps_per_epoch,)
     config.eval_every_steps, config.checkpoint_every_steps = 0, 0  # evaluated and saved at the end only
     config.log_every_steps = 1  # every step's training error, for the Figure-1 measure
@@ -342,7 +343,7 @@ def run_variant(protocol, steps_per_epoch: int, variant: Variant, seeds: int, ou
 
 def _abstract_params(config):
     """The parameter shapes of `config`'s model (nothing is computed)."""
-    model = train.create_model(config)
+    model = create_model(config)
     images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)
     return jax.eval_shape(lambda x: model.init(jax.random.key(0), x), images)["params"]
 

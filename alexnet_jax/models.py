@@ -612,3 +612,8 @@ def minimum_image_size(arch: Architecture, pool_window: int, pool_stride: int) -
 def count_params(params) -> int:
     """Number of scalars in a (possibly boxed) parameter tree."""
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(nn.unbox(params)))
+
+
+def head_layer(params) -> str:
+    """The classifier's name in a parameter tree: the last fully connected layer (`fc8`)."""
+    return max((name for name in params if name.startswith("fc")), key=lambda name: int(name[2:]))

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from alexnet_jax import checkpoints, input_pipeline, train  # noqa: E402
+from alexnet_jax import checkpoints, input_pipeline, metrics, steps  # noqa: E402
 from alexnet_jax.models import AlexNet  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def load_trained_run(workdir: str, step: int | None = None) -> TrainedRun:
     stats = input_pipeline.ColorStats(**{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in info["color_stats"].items()})
     params = checkpoints.load_params(workdir, step)
     names = list(info["class_names"]) or [str(i) for i in range(config.num_classes)]
-    return TrainedRun(config, train.create_model(config), params, stats, names)
+    return TrainedRun(config, steps.create_model(config), params, stats, names)
 
 
 def preprocess_image(image: np.ndarray, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
@@ -98,7 +98,7 @@ def top5(workdir: str, paths: list[str], step: int | None = None, ten_crop: bool
     """For each image, the five most probable (class name, probability) pairs."""
     run = load_trained_run(workdir, step)
     images = jnp.asarray(np.stack([preprocess(p, run.config, run.color_stats, ten_crop) for p in paths]))
-    probabilities = np.asarray(train.predict_probabilities(run.model, ((run.params, {}),), images))
+    probabilities = np.asarray(metrics.predict_probabilities(run.model, ((run.params, {}),), images))
     return ranked(probabilities, run.class_names)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoints, convert
+from alexnet_jax.models import head_layer
 from alexnet_jax.optim import layer_of
 
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -33,11 +34,6 @@ TORCH_SUFFIXES = (".pth", ".pt")
 
 class PretrainedError(ValueError):
     """The pretrained weights cannot start this model; the message names the layer and the fix."""
-
-
-def head_layer(params) -> str:
-    """The classifier's name: the last fully connected layer (`fc8`)."""
-    return max((name for name in params if name.startswith("fc")), key=lambda name: int(name[2:]))
 
 
 def read_weights(path: str, variant: str, towers: int) -> dict:

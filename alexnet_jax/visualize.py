@@ -28,8 +28,8 @@ dpi of 100 or any multiple of 4; each function's docstring gives its size.
 
 `plot_*` draw from arrays; `write_*` draw one picture of a run
 (`alexnet_jax.predict.load_trained_run`) into a folder, which is what the
-command and the Colab notebook call; training calls `write_training_curves`
-at the end of a run.
+command and the Colab notebook call; `main.py` calls `try_write_training_curves`
+after a run (the training loop draws nothing).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from absl import app, flags, logging  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from alexnet_jax import input_pipeline, predict, train  # noqa: E402
+from alexnet_jax import input_pipeline, metrics, predict  # noqa: E402
 from alexnet_jax.models import AlexNet  # noqa: E402
 
 __all__ = [
@@ -406,6 +406,19 @@ def write_training_curves(workdir: str, out: str | None = None, dpi: int = 100) 
     return plot_training_curves(read_metrics(workdir), os.path.join(out or workdir, CURVES_FILE), dpi)
 
 
+def try_write_training_curves(workdir: str) -> str | None:
+    """`write_training_curves` after a run: a failure only logs a warning (the run is complete); its path or None."""
+    try:
+        path = write_training_curves(workdir)
+    except Exception as error:  # noqa: BLE001 - a picture must never cost a finished run
+        logging.warning("Could not plot the training curves into %s (%s: %s); the run itself is complete. "
+                        "Retry with: python -m alexnet_jax.visualize --workdir=%s", workdir, type(error).__name__,
+                        error, workdir)
+        return None
+    logging.info("training curves: %s", path)
+    return path
+
+
 def write_predictions(run: predict.TrainedRun, out: str, num_images: int = 6, dpi: int = 100) -> str:
     """`<out>/predictions.png`: the first `num_images` validation images (centre crops) and their top 5."""
     input_config = dataclasses.replace(input_pipeline.InputConfig.from_config(run.config), eval_crop="center")
@@ -415,7 +428,7 @@ def write_predictions(run: predict.TrainedRun, out: str, num_images: int = 6, dp
     if "mask" in batch:  # a split smaller than num_images is padded: show its real images only
         batch = {key: value[batch["mask"].astype(bool)] for key, value in batch.items()}
     probabilities = np.asarray(
-        jax.jit(lambda params, images: train.predict_probabilities(run.model, ((params, {}),), images))(
+        jax.jit(lambda params, images: metrics.predict_probabilities(run.model, ((params, {}),), images))(
             run.params, jnp.asarray(batch["image"])
         )
     )

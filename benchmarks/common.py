@@ -154,13 +154,13 @@ def jax_train_step(config, mesh) -> dict:
     """
     import jax
 
-    from alexnet_jax import sharding, train
+    from alexnet_jax import sharding, steps
 
-    model = train.create_model(config, mesh)
-    tx = train.create_optimizer(config, steps_per_epoch=1000, total_steps=1_000_000)
-    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=1000, total_steps=1_000_000)
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
     images, labels = random_batch(config.batch_size, config.image_size, config.num_classes)
     batch = sharding.host_batch_to_global({"image": images, "label": labels}, mesh)
     dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)

@@ -1,7 +1,7 @@
 """The alexnet_jax train step on 1, 2, 4 and 8 fake CPU devices: data parallelism vs. the tower split.
 
 For every device count n, the training loop's jitted train step (built by
-`train.create_model` / `create_optimizer` / `create_train_state` /
+`steps.create_model` / `create_optimizer` / `create_train_state` /
 `compile_steps`, as in `benchmarks/train_step.py`) runs on two meshes
 ('data', 'model'):
   (n, 1):    pure data parallelism; both towers of every example on one device;

@@ -2,7 +2,7 @@
 
 What is timed, per model and batch size:
   (i)   alexnet_jax: the jitted train step the training loop runs, built
-        from the project's own pieces (`train.create_model`,
+        from the project's own pieces (`steps.create_model`,
         `create_optimizer`, `create_train_state`, `compile_steps` with state
         donation) on a 1-device ('data', 'model') = (1, 1) mesh from
         `alexnet_jax.sharding`, with the model's config (`configs/imagenet.py`
@@ -16,7 +16,7 @@ What is timed, per model and batch size:
         Optional rows (`--frameworks`): `jax_bf16`, the same step with
         `half_precision=True`; `jax_ynn_conv`, the same step compiled with
         XLA:CPU's default YNNPACK convolutions instead of
-        `train.CPU_COMPILER_OPTIONS`, which measures that option.
+        `steps.CPU_COMPILER_OPTIONS`, which measures that option.
   (ii)  PyTorch eager: the independent model of `tests/torch_alexnet.py`
         (`paper_alexnet()`: groups=2 on conv2/4/5 and LRN on each tower's
         channels; `small_alexnet()`), initialised like the JAX config's
@@ -179,11 +179,11 @@ def train_flops(macs: dict, batch: int) -> tuple[float, float]:
 def jax_worker(spec: dict) -> dict:
     import jax
 
-    from alexnet_jax import sharding, train  # train imports TensorFlow: part of the imports' memory
+    from alexnet_jax import sharding, steps
 
     rss_imports = rss_mib()
     if spec["kind"] == "jax_ynn_conv":
-        train.CPU_COMPILER_OPTIONS = {}  # XLA:CPU's own default: YNNPACK also for convolutions
+        steps.CPU_COMPILER_OPTIONS = {}  # XLA:CPU's own default: YNNPACK also for convolutions
     config = bench_config(spec["model"], spec["batch"], half_precision=spec["kind"] == "jax_bf16")
     setup = jax_train_step(config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1]))
     cost = setup["compiled"].cost_analysis()
@@ -370,7 +370,7 @@ def parse_args() -> argparse.Namespace:
                         help="of jax,jax_bf16,jax_ynn_conv,torch,torch_compile (default jax,torch,torch_compile; "
                              "jax_bf16 is alexnet_jax with half_precision=True: bfloat16 activations and compute; "
                              "jax_ynn_conv compiles its step with XLA:CPU's default YNNPACK convolutions instead of "
-                             "train.CPU_COMPILER_OPTIONS)")
+                             "steps.CPU_COMPILER_OPTIONS)")
     parser.add_argument("--repeats", type=int, help="timed steps per row (default: paper 3, small 10)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row after compilation (default 1)")
     parser.add_argument("--matmul_size", type=int, default=4096, help="N of the N x N matmul rate (default 4096)")
@@ -389,14 +389,14 @@ def main() -> None:
         worker_main(WORKERS[spec["kind"]], spec)
         return
     run_start = time.perf_counter()
-    from alexnet_jax import train
+    from alexnet_jax import steps
 
     matmul = run_worker(__file__, dict(kind="matmul", size=args.matmul_size, repeats=5, threads=args.torch_threads),
                         args.timeout)
     if "error" in matmul:
         raise SystemExit(f"The matmul rate could not be measured ({matmul['error']}).")
     limit_gflops = max(matmul["jax_gflops"], matmul["torch_gflops"])
-    macs = {name: analytic_macs(train.create_model(bench_config(name, 1))) for name in args.models}
+    macs = {name: analytic_macs(steps.create_model(bench_config(name, 1))) for name in args.models}
     rows = []
     for model_name in args.models:
         repeats = args.repeats or DEFAULT_REPEATS[model_name]

@@ -10,13 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax import ablate, train
+from alexnet_jax import ablate, steps
 from configs import default
 from fake_data import digits_config
 
 
 def _one_step(config):
-    """Initial params, params after one `train.train_step`, and its metrics.
+    """Initial params, params after one `steps.train_step`, and its metrics.
 
     Op by op (`jax.disable_jit`): every variant is a different program, and
     compiling each whole would cost far more than running it once; the ops
@@ -24,12 +24,12 @@ def _one_step(config):
     runs in the study test below.
     """
     with jax.disable_jit():
-        model = train.create_model(config)
-        tx = train.create_optimizer(config, steps_per_epoch=10, total_steps=config.num_train_steps)
-        state = nn.unbox(train._init_state(jax.random.key(config.seed), model, tx, config.image_size))
+        model = steps.create_model(config)
+        tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=config.num_train_steps)
+        state = nn.unbox(steps.init_state(jax.random.key(config.seed), model, tx, config.image_size))
         rng = np.random.default_rng(0)
         batch = {"image": rng.normal(size=(4, 32, 32, 3)).astype(np.float32), "label": np.arange(4, dtype=np.int32)}
-        after, metrics = train.train_step(state, batch, jax.random.key(1), model=model, tx=tx,
+        after, metrics = steps.train_step(state, batch, jax.random.key(1), model=model, tx=tx,
                                           label_smoothing=config.label_smoothing)
     return jax.device_get(state.params), jax.device_get(after.params), jax.device_get(metrics)
 
@@ -82,7 +82,7 @@ def test_size_variants_have_the_hand_counted_parameters(slug):
 def test_logistic_regression_variant_is_pixels_times_a_matrix():
     """With no conv and no hidden layer, the logits are the flattened image (H, W, C order) @ W + b."""
     (variant,) = [v for v in ablate.VARIANTS if v.slug == "shallow_logistic_regression_on_pixels"]
-    model = train.create_model(ablate.variant_config(default.get_config(), variant, seed=0))
+    model = steps.create_model(ablate.variant_config(default.get_config(), variant, seed=0))
     images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
     params = model.init(jax.random.key(0), jnp.asarray(images))["params"]
     kernel, bias = (np.asarray(jax.device_get(params["fc6"][k].value)) for k in ("kernel", "bias"))
@@ -91,15 +91,15 @@ def test_logistic_regression_variant_is_pixels_times_a_matrix():
 
 
 def test_two_towers_need_a_conv_and_a_hidden_layer():
-    model = train.create_model(digits_config("", towers=2, hidden_features="none"))
+    model = steps.create_model(digits_config("", towers=2, hidden_features="none"))
     with pytest.raises(ValueError, match="needs at least one conv layer and one hidden layer"):
         model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
 def test_bad_width_lists_are_explained():
     with pytest.raises(ValueError, match=r'config.conv_features=.*"none" for no such layers'):
-        train.create_model(digits_config("", conv_features="64;128"))
-    model = train.create_model(digits_config("", conv_features="64,128,192,192,128,64"))
+        steps.create_model(digits_config("", conv_features="64;128"))
+    model = steps.create_model(digits_config("", conv_features="64,128,192,192,128,64"))
     with pytest.raises(ValueError, match="at most 5 positive kernel counts"):
         model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 

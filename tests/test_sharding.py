@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from alexnet_jax import models, sharding, train
+from alexnet_jax import models, sharding, steps
 from configs import default
 
 BATCH = 8
@@ -189,9 +189,9 @@ def paper_config(**overrides):
 
 def compiled_train_hlo(model, config, mesh) -> str:
     """The compiled train step's HLO, lowered on abstract (sharded) inputs: nothing is allocated."""
-    tx = train.create_optimizer(config, steps_per_epoch=10, total_steps=100)
-    abstract, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=100)
+    abstract, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
     state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
     size, batch_sharding = config.image_size, sharding.batch_sharding(mesh)
     batch = {
@@ -234,7 +234,7 @@ def tower_talk_problems(ops: list[Collective], local_batch: int) -> list[str]:
 def test_towers_talk_only_at_conv3_fc6_fc7_fc8():
     mesh = sharding.create_mesh(MESH)
     config = paper_config()
-    ops = collectives(compiled_train_hlo(train.create_model(config, mesh), config, mesh), mesh)
+    ops = collectives(compiled_train_hlo(steps.create_model(config, mesh), config, mesh), mesh)
     assert tower_talk_problems(ops, BATCH // MESH[0]) == []
     # The 'model' collectives, pinned (XLA 0.10.2 on CPU):
     #   3 all-gathers (forward merges): conv3 input (2,13,13,2,128), fc6 input (2,6,6,2,128), fc7 input (2,2,2048);
@@ -252,7 +252,7 @@ def test_grouped_conv_towers_fail_the_check():
     """Control: vmap over towers makes grouped convs, which XLA all-gathers over 'model' (and 'data')."""
     mesh = sharding.create_mesh(MESH)
     config = paper_config()
-    model = train.create_model(config, mesh).clone(tower_map=models.vmap_over_towers)
+    model = steps.create_model(config, mesh).clone(tower_map=models.vmap_over_towers)
     ops = collectives(compiled_train_hlo(model, config, mesh), mesh)
     problems = tower_talk_problems(ops, BATCH // MESH[0])
     assert any("within-tower" in p and ("conv2" in p or "conv4" in p or "conv5" in p) for p in problems), problems
@@ -264,11 +264,11 @@ def test_grouped_conv_towers_fail_the_check():
 
 
 def run_steps(mesh, config, batches, dropout_key):
-    model = train.create_model(config, mesh)
-    tx = train.create_optimizer(config, steps_per_epoch=10, total_steps=100)
-    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
-    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=100)
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
     initial = jax.device_get(state.params)  # copied before the step donates the state
     losses = []
     for batch in batches:
@@ -341,4 +341,4 @@ def test_model_axis_must_match_the_towers(towers, mesh_shape):
     config = default.get_config()
     config.towers = towers
     with pytest.raises(sharding.MeshError, match=f"puts {mesh_shape[1]} devices on 'model' but the model has {towers} tower"):
-        train.create_model(config, sharding.create_mesh(mesh_shape))
+        steps.create_model(config, sharding.create_mesh(mesh_shape))

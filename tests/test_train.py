@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoints, input_pipeline, sharding, train
+from alexnet_jax import checkpoints, input_pipeline, metrics, sharding, steps, train
 from alexnet_jax.models import AlexNet
 from configs import imagenet
 from fake_data import digits_config, write_fake_imagenet
@@ -63,7 +63,7 @@ def test_ten_crop_eval_averages_softmax_over_crops():
     params = model.init(jax.random.key(0), crops[:, 0])["params"]
     params = nn.unbox(params)
     batch = {"image": jnp.asarray(crops), "label": jnp.asarray(labels), "mask": jnp.array([True, True, False])}
-    sums = train.eval_step(((params, {}),), batch, model=model)
+    sums = steps.eval_step(((params, {}),), batch, model=model)
 
     # numpy: softmax of each crop's logits, averaged over the 10 crops
     logits = np.stack([np.asarray(model.apply({"params": params}, jnp.asarray(crops[:, c]))) for c in range(10)], 1)
@@ -91,7 +91,7 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     data = input_pipeline.load_data(input_config)
     dataset, _ = input_pipeline.eval_dataset(data, input_config, 360)
     batch = next(dataset.as_numpy_iterator())
-    model = train.create_model(config)
+    model = steps.create_model(config)
     probabilities = []
     for step in (3, 6):
         logits = np.asarray(model.apply({"params": checkpoints.load_params(tmp_path, step)}, jnp.asarray(batch["image"])), np.float64)
@@ -137,8 +137,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_
     with pytest.raises(train.TrainingError, match=r"Non-finite loss or gradient at step (\d+)") as error:
         train.train_and_evaluate(config, str(tmp_path))
     bad_step = int(error.value.args[0].split("at step ")[1].split(" ")[0])
-    steps = checkpoints.Checkpointer(tmp_path / "checkpoints").all_steps()
-    assert steps and max(steps) == bad_step - 1  # nothing saved from the bad step on
+    saved = checkpoints.Checkpointer(tmp_path / "checkpoints").all_steps()
+    assert saved and max(saved) == bad_step - 1  # nothing saved from the bad step on
     assert f"the last checkpoint, of step {bad_step - 1}, is intact" in error.value.args[0]
     params = checkpoints.load_params(tmp_path)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
@@ -166,10 +166,10 @@ def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir
     each, window = ([r for r in map(json.loads, (tmp_path / name / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
                     for name in ("each", "window"))
     assert [r["step"] for r in window] == [3, 6]
-    for record, steps in zip(window, (each[0:3], each[3:6])):
+    for record, logged in zip(window, (each[0:3], each[3:6])):
         for name in ("loss", "top1_error", "top5_error", "grad_norm"):
-            np.testing.assert_allclose(record[name], np.mean([r[name] for r in steps]), rtol=1e-6)
-        assert record["learning_rate"] == steps[-1]["learning_rate"]
+            np.testing.assert_allclose(record[name], np.mean([r[name] for r in logged]), rtol=1e-6)
+        assert record["learning_rate"] == logged[-1]["learning_rate"]
 
 
 @pytest.mark.parametrize("optimizer", ["paper_sgd", "adamw"])
@@ -180,11 +180,11 @@ def test_a_skipped_step_advances_the_learning_rate_schedule(optimizer):
     config = default.get_config()
     config.schedule, config.warmup_epochs, config.learning_rate, config.optimizer = "cosine", 0.0, 0.1, optimizer
     mesh = sharding.create_mesh((8, 1))
-    model = train.create_model(config, mesh)
-    tx = train.create_optimizer(config, steps_per_epoch=2, total_steps=4)
-    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=2, total_steps=4)
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
     key = sharding.put_replicated(jax.random.key(1), mesh)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(8, 32, 32, 3)).astype(np.float32)
@@ -262,7 +262,7 @@ def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
         stats = json.load(file)["color_stats"]
     normalized = (np.stack(pixels) / 255.0 - np.array(stats["mean"])) / np.array(stats["std"])
     params = checkpoints.load_params(tmp_path / "run")
-    logits = np.asarray(train.create_model(config).apply({"params": params}, jnp.asarray(normalized, jnp.float32)), np.float64)
+    logits = np.asarray(steps.create_model(config).apply({"params": params}, jnp.asarray(normalized, jnp.float32)), np.float64)
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
     for best, expected in zip(results, probabilities):
@@ -283,7 +283,7 @@ def test_label_smoothing_cross_entropy_equals_torch(smoothing):
     expected = torch.nn.functional.cross_entropy(
         torch.tensor(logits), torch.tensor(labels), reduction="none", label_smoothing=smoothing
     ).numpy()
-    ours = train.cross_entropy(jnp.asarray(logits, jnp.float32), jnp.asarray(labels), smoothing)
+    ours = metrics.cross_entropy(jnp.asarray(logits, jnp.float32), jnp.asarray(labels), smoothing)
     np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-5)
 
 
@@ -298,7 +298,7 @@ def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
     order = np.argsort(-scores, axis=1, kind="stable")  # numpy's ranking, ties by index
     for k in (1, 5):
         expected = [label in order[i, :k] for i, label in enumerate(labels)]
-        ours = np.asarray(train.top_k_correct(jnp.asarray(scores), jnp.asarray(labels), k))
+        ours = np.asarray(metrics.top_k_correct(jnp.asarray(scores), jnp.asarray(labels), k))
         np.testing.assert_array_equal(ours, expected)
 
 
@@ -327,11 +327,11 @@ def test_train_step_compiles_once_over_many_steps(caplog):
     config = default.get_config()
     config.towers = 2  # towers on 'model' through the shard_map tower map, as the paper model trains
     mesh = sharding.create_mesh((4, 2))  # 8 fake CPU devices (conftest.py)
-    model = train.create_model(config, mesh)
-    tx = train.create_optimizer(config, steps_per_epoch=2, total_steps=10)  # warmup + cosine: a new rate every step
-    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=2, total_steps=10)  # warmup + cosine: a new rate every step
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
     dropout_key = sharding.put_replicated(jax.random.key(1), mesh)
     rng = np.random.default_rng(0)
 
@@ -353,7 +353,7 @@ def test_train_step_compiles_once_over_many_steps(caplog):
 
 
 def test_cpu_compiled_train_step_equals_torch_gradient():
-    """compile_steps' step as it trains on CPU (train.CPU_COMPILER_OPTIONS: XLA's own convolutions,
+    """compile_steps' step as it trains on CPU (steps.CPU_COMPILER_OPTIONS: XLA's own convolutions,
     the non-finite guard as a cond) against a float64 PyTorch model with groups=2 and per-tower LRN."""
     import torch
     import torch.nn.functional as F
@@ -368,7 +368,7 @@ def test_cpu_compiled_train_step_equals_torch_gradient():
     config.dropout_rate, config.weight_decay, config.learning_rate = 0.0, 0.0, 1.0
     config.schedule, config.warmup_epochs = "constant", 0.0
     mesh = sharding.create_mesh((1, 1), devices=jax.devices()[:1])
-    assert train.compiler_options(mesh) == train.CPU_COMPILER_OPTIONS != {}
+    assert steps.compiler_options(mesh) == steps.CPU_COMPILER_OPTIONS != {}
 
     torch.manual_seed(0)
     reference = paper_alexnet(10, lrn="tower").double().eval()
@@ -379,15 +379,15 @@ def test_cpu_compiled_train_step_equals_torch_gradient():
     loss.backward()
     expected = torch_state_dict_to_flax({name: p.grad for name, p in reference.named_parameters()}, "paper")
 
-    model = train.create_model(config, mesh)
-    tx = train.create_optimizer(config, steps_per_epoch=1, total_steps=10)
-    _, shardings, _ = train.state_shardings(model, tx, mesh, config.image_size, config.seed)
-    state = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=1, total_steps=10)
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
     weights = torch_state_dict_to_flax(reference.state_dict(), "paper")
     params = jax.tree.map(lambda old, new: jax.device_put(np.asarray(new, np.float32), old.sharding), state.params, weights)
     state = state.replace(params=params)
     initial = jax.device_get(params)
-    p_train, _ = train.compile_steps(model, tx, mesh, shardings)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
     batch = sharding.host_batch_to_global({"image": images, "label": labels}, mesh)
     state, metrics = p_train(state, batch, sharding.put_replicated(jax.random.key(0), mesh))
 

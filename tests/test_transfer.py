@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from alexnet_jax import checkpoints, input_pipeline, pretrained, sharding, train
+from alexnet_jax import checkpoints, input_pipeline, pretrained, sharding, steps, train
 from configs import finetune_folder
 from fake_data import digits_config
 from torch_alexnet import TorchvisionAlexNet, scale_weights, small_alexnet
@@ -59,7 +59,7 @@ def test_torchvision_alexnet_weights_fit_the_finetune_folder_model(tmp_path):
     torch.save(reference.state_dict(), tmp_path / "alexnet-owt.pth")
     config = finetune_folder.get_config()
     config.num_classes = 102  # e.g. a flowers folder: a 102-class head
-    model = train.create_model(config)
+    model = steps.create_model(config)
     fresh = nn.unbox(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"])
     weights = pretrained.read_weights(str(tmp_path / "alexnet-owt.pth"), "owt", 1)
     merged, reinitialised = pretrained.merge_pretrained(weights, fresh, "alexnet-owt.pth")
@@ -72,8 +72,8 @@ def test_torchvision_alexnet_weights_fit_the_finetune_folder_model(tmp_path):
 def test_head_is_reinitialised_when_the_class_count_differs(tfds_data_dir, five_class_run):
     config = digits_config(tfds_data_dir, init_from=five_class_run)
     mesh = sharding.create_mesh(config.mesh_shape)
-    model, tx = train.create_model(config, mesh), train.create_optimizer(config, 10, 100)
-    fresh = train.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    model, tx = steps.create_model(config, mesh), steps.create_optimizer(config, 10, 100)
+    fresh = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
     got = jax.device_get(train._init_from(config, model, fresh).params)
     source, fresh = checkpoints.load_params(five_class_run), jax.device_get(fresh.params)
     for layer in source:
@@ -96,8 +96,8 @@ def test_frozen_layers_are_bit_identical_and_take_no_optimizer_memory(tfds_data_
                 assert leaves_equal(after[layer][name], before[layer][name]) == (layer in frozen), (layer, name)
 
     # The optimizer state holds one velocity entry per trainable number, none for frozen ones.
-    model, tx = train.create_model(tuned), train.create_optimizer(tuned, 10, 100)
-    state = jax.eval_shape(lambda: train._init_state(jax.random.key(0), model, tx, tuned.image_size))
+    model, tx = steps.create_model(tuned), steps.create_optimizer(tuned, 10, 100)
+    state = jax.eval_shape(lambda: steps.init_state(jax.random.key(0), model, tx, tuned.image_size))
     velocity_size = sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(state.opt_state.inner_state) if leaf.ndim)
     trainable = sum(array.size for layer, leaves in after.items() if layer not in frozen for array in leaves.values())
     assert velocity_size == trainable < sum(array.size for leaves in after.values() for array in leaves.values())
@@ -112,7 +112,7 @@ def test_linear_probe_and_backbone_rate(tfds_data_dir):
 
     def first_update(**settings):
         config = digits_config(tfds_data_dir, learning_rate=0.1, **settings)
-        tx = train.create_optimizer(config, 10, 100)
+        tx = steps.create_optimizer(config, 10, 100)
         updates, _ = tx.update(grads, tx.init(params), params)
         return jax.tree.map(np.asarray, updates)
 
@@ -140,7 +140,7 @@ def test_linear_probe_and_backbone_rate(tfds_data_dir):
 def test_bad_freeze_settings_are_clear(tfds_data_dir, settings, message):
     config = digits_config(tfds_data_dir, **settings)
     with pytest.raises(ValueError, match=message):
-        tx = train.create_optimizer(config, 10, 100)
+        tx = steps.create_optimizer(config, 10, 100)
         tx.init({f"conv{i}": {"kernel": np.ones(1)} for i in range(1, 6)} | {f"fc{i}": {"kernel": np.ones(1)} for i in (6, 7, 8)})
 
 

@@ -61,6 +61,7 @@ def trained(tfds_data_dir, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(visualize, "plot_training_curves", broken)
             metrics = train.train_and_evaluate(config, workdir)
+            assert visualize.try_write_training_curves(workdir) is None  # what main.py does after training
     finally:
         logging.get_absl_logger().removeHandler(warnings)
     return workdir, metrics, warnings.messages
