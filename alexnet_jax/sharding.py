@@ -22,8 +22,8 @@ tower axis to 'model' and replicates everything else. Within-tower
 convolutions run inside a `jax.shard_map` that is manual over both mesh
 axes, so each device applies plain convolutions to its own tower and batch
 shard: no collective over 'model' (a grouped convolution or `vmap` over
-towers would be all-gathered by XLA's partitioner, see PLATFORM notes in the
-README). Merged activations are pinned to the batch sharding, which is where
+towers would be all-gathered by XLA's partitioner, see docs/model.md, "The two
+towers"). Merged activations are pinned to the batch sharding, which is where
 XLA inserts the exchange.
 
 Nothing outside this module knows the mesh axis names.
@@ -233,24 +233,23 @@ def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRo
     if rows is None:
         if jax.process_count() > 1:
             raise ValueError("host_batch_to_global needs this process's rows (data_rows) in a multi-process run")
-        rows = BatchRows.whole(len(next(iter(batch.values()))))
+        rows = data_rows(mesh, len(next(iter(batch.values()))))
     sharding = batch_sharding(mesh)
     global_size = rows.global_size
-
-    local_row = {int(row): position for position, row in enumerate(rows.indices())}  # global row -> local
 
     def put(value):
         value = np.asarray(value)
         if len(value) != rows.size:
             raise ValueError(f"expected {rows.size} rows of the global batch ({rows}), got {len(value)}")
 
-        def local(index):
+        def local(index):  # a device holds one data shard: rows [d * shard_size, (d + 1) * shard_size)
             wanted = index[0]
             start, stop = wanted.start or 0, global_size if wanted.stop is None else wanted.stop
-            first = local_row.get(start)
-            if first is None or local_row.get(stop - 1) != first + stop - 1 - start:
+            shard = start // rows.shard_size
+            if shard not in rows.shards or stop - start != rows.shard_size:
                 raise ValueError(f"a device needs rows [{start}, {stop}) but this process loaded {rows}")
-            return value[first : first + stop - start]
+            first = rows.shards.index(shard) * rows.shard_size
+            return value[first : first + rows.shard_size]
 
         return jax.make_array_from_callback((global_size,) + value.shape[1:], sharding, local)
 

@@ -175,7 +175,7 @@ def train_step(
 
     # Keep the last good weights, momentum and statistics on a non-finite step; the loop stops (or skips) on
     # it. A cond, not a `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes
-    # over every weight and its momentum: about 1 s of op time per step, mostly fc6 and fc7 (README, Performance).
+    # over every weight and its momentum: about 1 s of op time per step, mostly fc6 and fc7 (docs/performance.md).
     new_state = lax.cond(finite, update, skip, state).replace(step=state.step + 1)
     hyper = new_state.opt_state.hyperparams
     metrics = {
@@ -230,7 +230,7 @@ def create_train_state(model, tx, mesh, image_size: int, seed: int) -> TrainStat
 
 # XLA:CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions, above all
 # their kernel gradients, made the train step 1.5-2x slower than XLA's own (Eigen)
-# convolutions, so on CPU the steps keep YNNPACK for dots only (README, Performance).
+# convolutions, so on CPU the steps keep YNNPACK for dots only (docs/performance.md).
 CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
 }

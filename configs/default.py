@@ -92,7 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.residual = False  # identity shortcuts around convs whose input and output shapes agree (conv4)
     config.label_smoothing = 0.0  # training targets (1 - e) * one-hot + e / classes
 
-    # Transfer learning (README "Transfer learning").
+    # Transfer learning (docs/transfer.md).
     config.init_from = ""  # a .pth state dict, or a workdir / checkpoint of ours, to start from; "" = fresh
     config.freeze = ""  # comma-separated layers that stay as they are, e.g. "conv1,conv2,conv3,conv4,conv5"
     config.reinit_layers = ""  # with init_from: layers that start afresh anyway, e.g. "fc8" (the head)

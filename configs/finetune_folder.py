@@ -22,7 +22,7 @@ lighting; centre-crop evaluation
 Variants: --config.freeze=conv1,conv2,conv3,conv4,conv5 (train fc6-fc8 only),
 --config.linear_probe=True (fc8 only), --config.backbone_lr_scale=1.0.
 Expected: not measured here (no internet to fetch the weights); the
-digits experiment in README "Transfer learning" measures the same machinery.
+digits experiment in docs/transfer.md measures the same machinery.
 """
 
 from configs import default

@@ -27,7 +27,7 @@ Expected (ILSVRC-2012 val, one CNN): 10-crop 40.7% top-1 / 18.2% top-5 error
 43.48% / 20.93% (torchvision's single-tower alexnet).
 Time: the paper took 5-6 days on two GTX 580s. On the 2-core CPU of the
 development machine the paper model's forward+backward runs at about 33
-images/s (README "Performance"), i.e. about 40 days for 90 epochs: train it
+images/s (docs/performance.md), i.e. about 40 days for 90 epochs: train it
 on accelerators. A few steps on fake ILSVRC tars run in the test suite.
 """
 
