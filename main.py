@@ -3,7 +3,7 @@
   python main.py                                    # small AlexNet on the embedded digits
   python main.py --config=configs/imagenet.py       # the paper's two-tower model on ImageNet
   python main.py --config.batch_size=32             # any config field can be overridden
-  python main.py --mode=eval --eval_steps=460,660   # evaluate checkpoints (several: an ensemble)
+  python main.py --mode=eval --eval_steps=440,660   # evaluate checkpoints (several: an ensemble)
   python main.py --mode=eval --ensemble_workdirs=runs/seed1,runs/seed2   # an ensemble of separate runs
   python main.py --distributed                      # one process per host of a TPU VM / SLURM / MPI job
 
@@ -17,12 +17,10 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import app, flags, logging
+from ml_collections import config_dict, config_flags
 
-import logging as python_logging  # noqa: E402
-
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_dict, config_flags  # noqa: E402
+import alexnet_jax  # noqa: F401  (sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads)
 
 DEFAULT_CONFIG = "configs/default.py"
 
@@ -47,8 +45,12 @@ def command_line_mistakes_on_one_line():
     try:
         yield
     except flags.Error as error:
-        if str(error).startswith("flag --config="):  # get_config() raised a TypeError or ValueError:
-            raise SystemExit(str(error)) from None  # a bug in the file; absl's message holds its traceback
+        if str(error).startswith(
+            "flag --config="
+        ):  # get_config() raised a TypeError or ValueError:
+            raise SystemExit(
+                str(error)
+            ) from None  # a bug in the file; absl's message holds its traceback
         message = " ".join(str(error).removeprefix("flag ").split())
         name = re.match(r"--(config\.[^=]+)=", message)
         if name and (value := FLAGS[name[1]].default) is not None:
@@ -58,9 +60,14 @@ def command_line_mistakes_on_one_line():
     except OSError:  # ml_collections defers "file not found" to the config's first use
         if os.path.exists(config_file.split(":", 1)[0]):
             raise
-        message = (f"--config: {config_file} not found (paths are relative to the current directory, "
-                   "e.g. --config=configs/imagenet.py)")
-    except (AttributeError, KeyError):  # ml_collections looking up an override, or a bug in get_config()
+        message = (
+            f"--config: {config_file} not found (paths are relative to the current directory, "
+            "e.g. --config=configs/imagenet.py)"
+        )
+    except (
+        AttributeError,
+        KeyError,
+    ):  # ml_collections looking up an override, or a bug in get_config()
         message = misspelt_field(config_file, fields)
         if message is None:
             raise
@@ -74,7 +81,9 @@ def misspelt_field(config_file: str, fields: list[str]) -> str | None:
     """What is wrong with the first of `fields` (dotted paths) the config lacks; None if it has all."""
     try:  # the config as its file gives it: a sys_argv without the overrides
         alone = flags.FlagValues()
-        config_flags.DEFINE_config_file("config", config_file, flag_values=alone, sys_argv=sys.argv[:1])
+        config_flags.DEFINE_config_file(
+            "config", config_file, flag_values=alone, sys_argv=sys.argv[:1]
+        )
         config = alone["config"].value
     except Exception:  # noqa: BLE001 -- an error of the config file itself: the caller re-raises it
         return None
@@ -84,42 +93,59 @@ def misspelt_field(config_file: str, fields: list[str]) -> str | None:
             keys = list(node.keys()) if isinstance(node, config_dict.ConfigDict) else []
             if part not in keys:
                 close = difflib.get_close_matches(part, keys, n=1)
-                hint = (f"did you mean '{'.'.join(parts[:depth] + close)}'?" if close
-                        else f"its fields are in {config_file}")
-                return f"--config.{field}: the config has no field '{'.'.join(parts[:depth + 1])}'; {hint}"
+                hint = (
+                    f"did you mean '{'.'.join(parts[:depth] + close)}'?"
+                    if close
+                    else f"its fields are in {config_file}"
+                )
+                return f"--config.{field}: the config has no field '{'.'.join(parts[: depth + 1])}'; {hint}"
             node = node[part]
     return None
 
 
 # Without --config on the command line, the default config and its overrides are read right here.
 with command_line_mistakes_on_one_line():
-    config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Experiment configuration file.", lock_config=True)
-flags.DEFINE_string("workdir", "", "Where checkpoints and metrics go; default runs/<config file name>.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "prepare"],
-                  "Train (and evaluate), only evaluate checkpoints, or only prepare the dataset (once, before a "
-                  "multi-host run).")
-flags.DEFINE_list("eval_steps", [], "With --mode=eval: checkpoint steps to average (default: the latest).")
-flags.DEFINE_list("ensemble_workdirs", [], "With --mode=eval: the workdirs of other, separately trained runs of the "
-                  "same config whose latest checkpoints join the ensemble (the paper's 5 CNNs).")
-flags.DEFINE_bool("distributed", False, "Multi-process run: start JAX's distributed runtime first. Alone it "
-                  "detects the cluster (Cloud TPU VM, SLURM, Open MPI); the flags below set it by hand.")
+    config_flags.DEFINE_config_file(
+        "config", DEFAULT_CONFIG, "Experiment configuration file.", lock_config=True
+    )
+flags.DEFINE_string(
+    "workdir", "", "Where checkpoints and metrics go; default runs/<config file name>."
+)
+flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval", "prepare"],
+    "Train (and evaluate), only evaluate checkpoints, or only prepare the dataset (once, before a "
+    "multi-host run).",
+)
+flags.DEFINE_list(
+    "eval_steps", [], "With --mode=eval: checkpoint steps to average (default: the latest)."
+)
+flags.DEFINE_list(
+    "ensemble_workdirs",
+    [],
+    "With --mode=eval: the workdirs of other, separately trained runs of the "
+    "same config whose latest checkpoints join the ensemble (the paper's 5 CNNs).",
+)
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Multi-process run: start JAX's distributed runtime first. Alone it "
+    "detects the cluster (Cloud TPU VM, SLURM, Open MPI); the flags below set it by hand.",
+)
 flags.DEFINE_string("coordinator_address", "", "HOST:PORT of process 0 (implies --distributed).")
-flags.DEFINE_integer("num_processes", 0, "Number of processes in the run (with --coordinator_address).")
-flags.DEFINE_integer("process_id", -1, "This process's index, 0..num_processes-1 (with --coordinator_address).")
+flags.DEFINE_integer(
+    "num_processes", 0, "Number of processes in the run (with --coordinator_address)."
+)
+flags.DEFINE_integer(
+    "process_id", -1, "This process's index, 0..num_processes-1 (with --coordinator_address)."
+)
 FLAGS = flags.FLAGS
 
 
 def default_workdir() -> str:
     config_path = flags.FLAGS["config"].config_filename
     return os.path.join("runs", os.path.splitext(os.path.basename(config_path))[0])
-
-
-def quiet_info_from(module) -> None:
-    """Hides a library's absl INFO lines (tfds logs every file it opens); its warnings still show."""
-    root = os.path.dirname(os.path.abspath(module.__file__))
-    logging.get_absl_logger().addFilter(
-        lambda record: record.levelno >= python_logging.WARNING or not os.path.abspath(record.pathname).startswith(root)
-    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -133,51 +159,72 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv):
     import jax  # here, after the flags: a mistake in them is reported in 0.2 s, not after 7 s of imports
 
-    from alexnet_jax import checkpoints, distributed, input_pipeline, sharding, steps, train
-    from alexnet_jax.summary import model_summary
+    from alexnet_jax import distributed, errors, runtime, train
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
-        if FLAGS.distributed or FLAGS.coordinator_address or FLAGS.num_processes or FLAGS.process_id >= 0:
+        if (
+            FLAGS.distributed
+            or FLAGS.coordinator_address
+            or FLAGS.num_processes
+            or FLAGS.process_id >= 0
+        ):
             distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    # JAX reports every accelerator backend it did not find; that is not news.
-    python_logging.getLogger("jax._src.xla_bridge").setLevel(python_logging.WARNING)
-    import tensorflow_datasets
-
-    quiet_info_from(tensorflow_datasets)
-    if jax.process_index() != 0:
-        logging.set_verbosity(logging.WARNING)
-    config = FLAGS.config
-    workdir = FLAGS.workdir or default_workdir()
-    logging.info("JAX %s, %s", jax.__version__, distributed.describe_processes())
-    if jax.process_index() != 0:
-        logging.warning("%s; only process 0 logs progress and writes metrics", distributed.describe_processes())
-    try:
-        if FLAGS.mode == "prepare":
-            if jax.process_count() > 1:
-                raise ValueError("--mode=prepare runs in one process; start it once, without the distributed flags.")
-            data = input_pipeline.load_data(input_pipeline.InputConfig.from_config(config))
-            logging.info("%s is ready: %d training and %d evaluation examples.", config.dataset, len(data.train),
-                         len(data.eval))
-            return
-        logging.info("workdir %s; model:\n%s", workdir, model_summary(steps.create_model(config), config.image_size))
-        if FLAGS.mode == "train":
-            train.train_and_evaluate(config, workdir)
-            if jax.process_index() == 0:
-                from alexnet_jax import visualize  # matplotlib: only now
-
-                visualize.try_write_training_curves(workdir)
-        else:
-            train.evaluate_checkpoints(config, workdir, [int(s) for s in FLAGS.eval_steps], FLAGS.ensemble_workdirs)
+        runtime.quiet_library_logs()
+        if jax.process_index() != 0:
+            logging.set_verbosity(logging.WARNING)
+            logging.warning(
+                "%s; only process 0 logs progress and writes metrics",
+                distributed.describe_processes(),
+            )
+        logging.info("JAX %s, %s", jax.__version__, distributed.describe_processes())
+        run(FLAGS.mode, FLAGS.config, FLAGS.workdir or default_workdir())
     except train.Preempted as stopped:
         logging.warning("%s", stopped)
         raise SystemExit(train.PREEMPTED_EXIT_CODE) from None
-    except (input_pipeline.DataError, sharding.MeshError, train.TrainingError, checkpoints.CheckpointError,
-            distributed.PeerError, FileNotFoundError, ImportError, ValueError) as error:
-        raise SystemExit(f"error: {error}") from None  # the message says what to do; no traceback
+    except (
+        errors.UserError
+    ) as error:  # the message says what to do; any other exception is a bug: its traceback shows
+        raise SystemExit(f"error: {error}") from None
+
+
+def run(mode: str, config, workdir: str) -> None:
+    """Prepares the data, trains (then draws the curves), or evaluates checkpoints."""
+    import jax
+
+    from alexnet_jax import errors, steps, train
+    from alexnet_jax.data import sources
+    from alexnet_jax.summary import model_summary
+
+    if mode == "prepare":
+        if jax.process_count() > 1:
+            raise errors.ConfigError(
+                "--mode=prepare runs in one process; start it once, without the distributed flags."
+            )
+        data = sources.load_data(sources.InputConfig.from_config(config))
+        logging.info(
+            "%s is ready: %d training and %d evaluation examples.",
+            config.dataset,
+            len(data.train),
+            len(data.eval),
+        )
+        return
+    logging.info(
+        "workdir %s; model:\n%s",
+        workdir,
+        model_summary(steps.create_model(config), config.image_size),
+    )
+    if mode == "train":
+        train.train_and_evaluate(config, workdir)
+        if jax.process_index() == 0:
+            from alexnet_jax import visualize  # matplotlib: only now
+
+            visualize.try_write_training_curves(workdir)
+    else:
+        train.evaluate_checkpoints(
+            config, workdir, [int(s) for s in FLAGS.eval_steps], FLAGS.ensemble_workdirs
+        )
 
 
 if __name__ == "__main__":

@@ -38,12 +38,10 @@ Typical use in the training loop::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging as std_logging
 import math
 import os
-import socket
 from typing import Any, Mapping
 
 import jax
@@ -53,6 +51,8 @@ from absl import logging
 from orbax.checkpoint import checkpoint_managers as ocp_policies
 
 from alexnet_jax import distributed
+from alexnet_jax.errors import ConfigError, MissingFileError, UserError
+from alexnet_jax.rundir import CHECKPOINT_SUBDIR  # checkpoints live in <workdir>/checkpoints
 
 __all__ = [
     "CHECKPOINT_SUBDIR",
@@ -61,7 +61,6 @@ __all__ = [
     "quiet_orbax_logging",
 ]
 
-CHECKPOINT_SUBDIR = "checkpoints"  # checkpoints live in <workdir>/checkpoints
 _STATE = "state"
 _METADATA = "metadata"
 _BEST_MODES = ("min", "max")
@@ -138,9 +137,11 @@ class Checkpointer:
         quiet: bool = True,
     ):
         if max_to_keep is not None and max_to_keep < 1:
-            raise ValueError(f"max_to_keep must be a positive number or None (keep all); got {max_to_keep}.")
+            raise ConfigError(
+                f"max_to_keep must be a positive number or None (keep all); got {max_to_keep}."
+            )
         if best_mode not in _BEST_MODES:
-            raise ValueError(f"best_mode must be one of {_BEST_MODES}; got {best_mode!r}.")
+            raise ConfigError(f"best_mode must be one of {_BEST_MODES}; got {best_mode!r}.")
         if quiet:
             quiet_orbax_logging()
         self.directory = os.path.abspath(os.fspath(directory))
@@ -171,8 +172,11 @@ class Checkpointer:
         if jax.process_index() == 0 and os.path.isdir(self.directory):
             for step, reason in _steps_with_unreadable_json(self.directory).items():
                 _set_aside(self.directory, step, reason)
-        distributed.barrier("checkpoints: damaged steps set aside")  # before any process lists the steps
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=(_STATE, _METADATA))
+        # before any process lists the steps
+        distributed.barrier("checkpoints: damaged steps set aside")
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=(_STATE, _METADATA)
+        )
         self._closed = False
 
     def _rank_value(self, metrics: Mapping[str, Any]) -> float:
@@ -209,7 +213,9 @@ class Checkpointer:
         """
         step = int(step)
         if not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a dict of JSON-serialisable values; got {type(metadata).__name__}.")
+            raise TypeError(
+                f"metadata must be a dict of JSON-serialisable values; got {type(metadata).__name__}."
+            )
         try:
             json.dumps(metadata)
         except (TypeError, ValueError) as e:
@@ -222,14 +228,19 @@ class Checkpointer:
         saved = self._manager.save(
             step,
             args=ocp.args.Composite(
-                **{_STATE: ocp.args.StandardSave(state), _METADATA: ocp.args.JsonSave(dict(metadata))}
+                **{
+                    _STATE: ocp.args.StandardSave(state),
+                    _METADATA: ocp.args.JsonSave(dict(metadata)),
+                }
             ),
             metrics=metrics,
             force=force,
         )
         if not saved:
             logging.info(
-                "Checkpoint for step %d not saved: the latest checkpoint is step %s.", step, self.latest_step()
+                "Checkpoint for step %d not saved: the latest checkpoint is step %s.",
+                step,
+                self.latest_step(),
             )
         return saved
 
@@ -286,7 +297,6 @@ class Checkpointer:
         )
         return restored[_STATE], dict(restored[_METADATA])
 
-
     def damaged_steps(self) -> list[str]:
         """Names of the step directories set aside as damaged (`<step>.damaged`), now or by an earlier run."""
         if not os.path.isdir(self.directory):
@@ -296,7 +306,9 @@ class Checkpointer:
     def read_metadata(self, step: int) -> dict:
         """Only the JSON metadata of `step` (cheap; raises if that part is unreadable)."""
         self.wait()
-        restored = self._manager.restore(step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()}))
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(**{_METADATA: ocp.args.JsonRestore()})
+        )
         return dict(restored[_METADATA])
 
     def restore_latest_readable(self, target: Any, check=None) -> tuple[int, Any, dict]:
@@ -320,7 +332,11 @@ class Checkpointer:
             except CheckpointMismatchError:
                 raise
             except Exception as error:  # Orbax reports damage with many exception types
-                damage = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+                damage = (
+                    f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[
+                        :300
+                    ]
+                )
             # Each process reads its own shards: a step damaged for one process is damaged for all.
             if not distributed.any_process(damage is not None):
                 return step, state, metadata
@@ -335,7 +351,7 @@ class Checkpointer:
         )
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """No usable checkpoint where one was expected; the message says what to do."""
 
 
@@ -343,59 +359,60 @@ class CheckpointMismatchError(CheckpointError):
     """A checkpoint was written by a different model (variant, towers, class count)."""
 
 
-class WorkdirLock:
-    """`<workdir>/.lock`, held with `fcntl.flock`: one training run per workdir.
+def model_check(directory: str, config, param_shapes: dict, opt_state_structure: str | None = None):
+    """A `check(step, metadata)` for `restore_latest_readable`: raises CheckpointMismatchError when the
+    checkpoint's metadata says another network (`param_shapes` differ) or another optimizer setup
+    (`opt_state_structure` differs) wrote it, naming the differences and `config`'s settings."""
 
-    The kernel releases the lock when its process dies, however it dies, so a
-    killed run never blocks the next one; the file's JSON (host, pid) only
-    serves the message a second, concurrent run prints.
+    def check(step: int, metadata: Mapping) -> None:
+        saved_structure = metadata.get("opt_state_structure")
+        if opt_state_structure is not None and saved_structure not in (None, opt_state_structure):
+            raise CheckpointMismatchError(
+                f"The checkpoint at step {step} in {directory} holds the state of another optimizer "
+                "setup (optimizer, schedule or parameter groups changed since it was written; this "
+                f"config: optimizer={config.optimizer!r}, schedule={config.schedule!r}, "
+                f"freeze={config.get('freeze', '')!r}, linear_probe={config.get('linear_probe', False)}, "
+                f"backbone_lr_scale={config.get('backbone_lr_scale', 1.0)}). Use the settings that "
+                "wrote it (see its config.json), or a new --workdir."
+            )
+        saved = metadata.get("param_shapes")
+        if saved is None or saved == param_shapes:
+            return
+        differences = [
+            f"{name}: checkpoint {saved.get(name)} vs config {param_shapes.get(name)}"
+            for name in sorted(set(saved) | set(param_shapes))
+            if saved.get(name) != param_shapes.get(name)
+        ]
+        raise CheckpointMismatchError(
+            f"The checkpoint at step {step} in {directory} was written by a different model "
+            f"({metadata.get('model', 'unknown')}); this config builds model={config.model!r}, "
+            f"towers={config.towers}, num_classes={config.num_classes}. Differences: "
+            f"{'; '.join(differences[:4])}. Use the config that wrote it, or a new --workdir."
+        )
+
+    return check
+
+
+def resume(checkpointer: Checkpointer, target: Any, check=None) -> tuple[int, Any, dict] | None:
+    """The resume policy: (step, state, metadata) of the newest readable checkpoint, or None to start
+    fresh.
+
+    None only where there is no checkpoint at all. Damaged checkpoints are skipped with a warning
+    (`restore_latest_readable`); when every one is damaged, CheckpointError: a run never starts
+    from scratch silently over existing checkpoints. `check` (see `model_check`) refuses a
+    checkpoint of another model.
     """
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, ".lock")
-        self._file = None
-
-    def acquire(self) -> None:
-        file = open(self.path, "a+")
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            holder = _parse_json(file.read())
-            file.close()
-            raise CheckpointError(
-                f"{os.path.dirname(self.path)} is in use by another run (host {holder.get('host', '?')}, process "
-                f"{holder.get('pid', '?')}). Wait for it to finish, or use another --workdir."
-            ) from None
-        file.seek(0)
-        previous = _parse_json(file.read())
-        if previous.get("pid") not in (None, os.getpid()):
-            logging.warning("Taking over the stale lock %s of process %s, which no longer runs.", self.path, previous.get("pid"))
-        file.seek(0)
-        file.truncate()
-        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, file)
-        file.flush()
-        self._file = file
-
-    def release(self) -> None:
-        if self._file is not None:
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
-            self._file.close()  # closing releases the flock
-            self._file = None
+    if checkpointer.latest_step() is None and not checkpointer.damaged_steps():
+        return None
+    return checkpointer.restore_latest_readable(target, check=check)
 
 
-def _parse_json(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {}
-
-
-_JSON_FILES = ("_CHECKPOINT_METADATA", os.path.join(_METADATA, _METADATA), os.path.join("metrics", "metrics"),
-               os.path.join(_STATE, "_METADATA"))
+_JSON_FILES = (
+    "_CHECKPOINT_METADATA",
+    os.path.join(_METADATA, _METADATA),
+    os.path.join("metrics", "metrics"),
+    os.path.join(_STATE, "_METADATA"),
+)
 
 
 def _steps_with_unreadable_json(directory: str) -> dict[int, str]:
@@ -428,21 +445,26 @@ def _set_aside(directory: str, step: int, reason: str) -> None:
     os.rename(source, target)
     logging.warning(
         "The checkpoint at step %d in %s is damaged or incomplete (%s); it is skipped and kept as %s.",
-        step, directory, reason, target,
+        step,
+        directory,
+        reason,
+        target,
     )
 
 
 def _choose_step(directory: str, steps: list[int], step: int | None) -> int:
     """`step`, or the latest of `steps` when None, with errors that name the directory and the steps."""
     if not steps:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"No checkpoint in {directory}: expected step directories such as {os.path.join(directory, '1000')} "
             "written by alexnet_jax.checkpoints.Checkpointer."
         )
     if step is None:
         return steps[-1]
     if int(step) not in steps:
-        raise ValueError(f"No checkpoint for step {step} in {directory}; available steps: {steps}.")
+        raise ConfigError(
+            f"No checkpoint for step {step} in {directory}; available steps: {steps}."
+        )
     return int(step)
 
 
@@ -454,7 +476,7 @@ def _checkpoint_dir(path: str | os.PathLike) -> str:
     """`path/checkpoints` if `path` is a workdir holding one, else `path` itself."""
     path = os.path.abspath(os.fspath(path))
     if not os.path.isdir(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{path} does not exist or is not a directory; pass a training workdir or its "
             f"'{CHECKPOINT_SUBDIR}' directory."
         )
@@ -492,19 +514,27 @@ def load_params(workdir_or_checkpoint_dir: str | os.PathLike, step: int | None =
     manager = ocp.CheckpointManager(
         directory,
         options=ocp.CheckpointManagerOptions(create=False),
-        item_handlers={_STATE: ocp.PyTreeCheckpointHandler(), _METADATA: ocp.JsonCheckpointHandler()},
+        item_handlers={
+            _STATE: ocp.PyTreeCheckpointHandler(),
+            _METADATA: ocp.JsonCheckpointHandler(),
+        },
     )
     try:
         step = _choose_step(directory, sorted(manager.all_steps()), step)
         saved_tree = manager.item_metadata(step)[_STATE]
         if saved_tree is None or not hasattr(saved_tree, "keys") or "params" not in saved_tree:
-            keys = sorted(saved_tree.keys()) if hasattr(saved_tree, "keys") else type(saved_tree).__name__
-            raise ValueError(
+            keys = (
+                sorted(saved_tree.keys())
+                if hasattr(saved_tree, "keys")
+                else type(saved_tree).__name__
+            )
+            raise ConfigError(  # a ValueError, as documented
                 f"The state saved at step {step} in {directory} has no 'params' entry (top level: {keys})."
             )
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         abstract_params = jax.tree.map(
-            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), saved_tree["params"]
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+            saved_tree["params"],
         )
         target = {"params": abstract_params}
         restored = manager.restore(

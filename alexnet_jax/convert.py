@@ -23,12 +23,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import flax.linen as nn
 
-from alexnet_jax.models import AlexNet, VARIANTS
+from alexnet_jax.errors import ConfigError, MissingFileError, MissingPackageError
+from alexnet_jax.models import VARIANTS, AlexNet
 
 __all__ = ["torch_state_dict_to_flax", "load_torch_weights"]
 
@@ -39,23 +40,29 @@ def _to_numpy(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
 
-def _split_layers(state_dict: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def _split_layers(
+    state_dict: Mapping[str, Any],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(weight key, bias key) pairs of conv and linear layers, in order of appearance."""
     for key in state_dict:
         if key.endswith("bias") and key[: -len("bias")] + "weight" not in state_dict:
-            raise ValueError(f"State dict has {key!r} but no weight {key[: -len('bias')] + 'weight'!r}.")
+            raise ConfigError(
+                f"State dict has {key!r} but no weight {key[: -len('bias')] + 'weight'!r}."
+            )
     convs, linears, used = [], [], set()
     for key, value in state_dict.items():
         if not key.endswith("weight") or np.ndim(value) not in (2, 4):
             continue
         bias_key = key[: -len("weight")] + "bias"
         if bias_key not in state_dict:
-            raise ValueError(f"State dict has {key!r} but no bias {bias_key!r}; AlexNet layers all have biases.")
+            raise ConfigError(
+                f"State dict has {key!r} but no bias {bias_key!r}; AlexNet layers all have biases."
+            )
         (convs if np.ndim(value) == 4 else linears).append((key, bias_key))
         used.update((key, bias_key))
     unexpected = [k for k in state_dict if k not in used]
     if unexpected:
-        raise ValueError(
+        raise ConfigError(
             "State dict has entries that are not AlexNet conv/linear weights or biases: "
             f"{unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}. Batch-norm or other extra layers "
             "cannot be imported; pass a plain AlexNet state dict."
@@ -106,12 +113,16 @@ def torch_state_dict_to_flax(
         is missing, extra, or of the wrong shape.
     """
     if variant not in VARIANTS:
-        raise ValueError(f"Unknown model variant {variant!r}; choose one of: {', '.join(map(repr, VARIANTS))}.")
+        raise ConfigError(
+            f"Unknown model variant {variant!r}; choose one of: {', '.join(map(repr, VARIANTS))}."
+        )
     arch = VARIANTS[variant]
-    state_dict = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    state_dict = {
+        k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
+    }
     convs, linears = _split_layers(state_dict)
     if len(convs) != len(arch.convs) or len(linears) != len(arch.hidden_features) + 1:
-        raise ValueError(
+        raise ConfigError(
             f"AlexNet(variant={variant!r}) needs {len(arch.convs)} conv weights (4-D) followed by "
             f"{len(arch.hidden_features) + 1} linear weights (2-D), in torch layout "
             f"{_expected_torch_shapes(arch, towers or arch.towers)}; the state dict has conv weights "
@@ -128,7 +139,7 @@ def torch_state_dict_to_flax(
     def fetch(key: str, torch_shape: tuple[int, ...]) -> np.ndarray:
         value = _to_numpy(state_dict[key])
         if value.shape != torch_shape:
-            raise ValueError(
+            raise ConfigError(
                 f"{key!r} has shape {tuple(value.shape)}, but AlexNet(variant={variant!r}, "
                 f"num_classes={num_classes}, towers={n_towers}) expects {torch_shape} (torch layout)."
             )
@@ -196,16 +207,16 @@ def load_torch_weights(
     try:
         import torch
     except ImportError as error:
-        raise ImportError(
+        raise MissingPackageError(
             "Reading .pth files needs PyTorch, which is an optional dependency: pip install torch"
         ) from error
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No weights file at {path!r}.")
+        raise MissingFileError(f"No weights file at {path!r}.")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError or RuntimeError here
-        raise ValueError(
+        raise ConfigError(
             f"Could not read {path!r} as a weights-only PyTorch file ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}). Only state dicts of tensors are "
             "accepted; re-save the model with torch.save(model.state_dict(), path)."
@@ -214,5 +225,5 @@ def load_torch_weights(
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             loaded = loaded[wrapper]
     if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path!r} holds a {type(loaded).__name__}, not a state dict of tensors.")
+        raise ConfigError(f"{path!r} holds a {type(loaded).__name__}, not a state dict of tensors.")
     return torch_state_dict_to_flax(loaded, variant=variant, num_classes=num_classes, towers=towers)

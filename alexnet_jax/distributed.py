@@ -22,18 +22,24 @@ from typing import Callable, TypeVar
 import jax
 import numpy as np
 
+from alexnet_jax.errors import ConfigError, UserError
+
 T = TypeVar("T")
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _MESSAGE_BYTES = 1024
 
 
-class PeerError(RuntimeError):
+class PeerError(UserError, RuntimeError):
     """Another process of the run failed; the message names it and quotes its error."""
 
 
-def initialize(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
-               initialization_timeout: int = 300) -> None:
+def initialize(
+    coordinator_address: str = "",
+    num_processes: int = 0,
+    process_id: int = -1,
+    initialization_timeout: int = 300,
+) -> None:
     """Joins this process to the run: `jax.distributed.initialize`, before any other JAX call.
 
     With no arguments JAX detects the cluster itself (Cloud TPU VMs, SLURM,
@@ -43,7 +49,7 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
     """
     given = {"num_processes": num_processes > 0, "process_id": process_id >= 0}
     if not coordinator_address and any(given.values()):
-        raise ValueError(
+        raise ConfigError(
             "--num_processes and --process_id need --coordinator_address=HOST:PORT (process 0's host and a free "
             "port); or give none of them to let JAX detect the cluster (TPU VM, SLURM, Open MPI)."
         )
@@ -51,7 +57,9 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
     if coordinator_address:
         host, _, port = coordinator_address.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"--coordinator_address must be HOST:PORT, e.g. 10.0.0.2:1234; got {coordinator_address!r}.")
+            raise ConfigError(
+                f"--coordinator_address must be HOST:PORT, e.g. 10.0.0.2:1234; got {coordinator_address!r}."
+            )
         kwargs["coordinator_address"] = coordinator_address
         if host in _LOOPBACK_HOSTS:
             kwargs["coordinator_bind_address"] = coordinator_address
@@ -60,11 +68,11 @@ def initialize(coordinator_address: str = "", num_processes: int = 0, process_id
         if given["process_id"]:
             kwargs["process_id"] = process_id
         if given["num_processes"] and given["process_id"] and not 0 <= process_id < num_processes:
-            raise ValueError(f"--process_id must be in [0, {num_processes}); got {process_id}.")
+            raise ConfigError(f"--process_id must be in [0, {num_processes}); got {process_id}.")
     try:
         jax.distributed.initialize(initialization_timeout=initialization_timeout, **kwargs)
     except ValueError as error:
-        raise ValueError(
+        raise ConfigError(
             f"Could not start the multi-process runtime ({error}). Outside a cluster JAX detects (TPU VM, SLURM, "
             "Open MPI), pass --coordinator_address=HOST:PORT --num_processes=N --process_id=I to every process."
         ) from None
@@ -94,12 +102,19 @@ def describe_mesh(mesh, hosts: list[str]) -> str:
         cells = "  ".join(f"p{d.process_index}:{d.id}" for d in np.ravel(row))
         rows.append(f"  data {index}: {cells}")
     where = ", ".join(f"p{index} on {host}" for index, host in enumerate(hosts))
-    return f"mesh {dict(mesh.shape)} (process:device; model index left to right):\n" + "\n".join(rows) + f"\n  {where}"
+    return (
+        f"mesh {dict(mesh.shape)} (process:device; model index left to right):\n"
+        + "\n".join(rows)
+        + f"\n  {where}"
+    )
 
 
 def towers_share_host(mesh, hosts: list[str]) -> bool:
     """Whether every data shard's 'model' devices (its towers) are on one host, so their exchanges stay local."""
-    return all(len({hosts[d.process_index] for d in np.ravel(row)}) == 1 for row in np.asarray(mesh.devices))
+    return all(
+        len({hosts[d.process_index] for d in np.ravel(row)}) == 1
+        for row in np.asarray(mesh.devices)
+    )
 
 
 def _encode(text: str, flag: bool = False) -> np.ndarray:
@@ -138,7 +153,9 @@ def agree(error: BaseException | None) -> None:
         if error is not None:
             raise error
         return
-    row = _encode("" if error is None else f"{type(error).__name__}: {error}", flag=error is not None)
+    row = _encode(
+        "" if error is None else f"{type(error).__name__}: {error}", flag=error is not None
+    )
     gathered = _gather(row)
     if error is not None:
         raise error
@@ -183,7 +200,8 @@ def check_shared_directory(path: str) -> None:
     """Raises on every process unless they all see `path` as one directory (checkpoints and the lock need that)."""
     if jax.process_count() == 1:
         return
-    token = _decode(_gather(_encode(f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"))[0])  # process 0's
+    # process 0's
+    token = _decode(_gather(_encode(f"{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"))[0])
     marker = os.path.join(path, ".shared_directory_check")
 
     def write():
@@ -193,7 +211,7 @@ def check_shared_directory(path: str) -> None:
     def check():
         seen = open(marker).read() if os.path.exists(marker) else "nothing"
         if seen != token:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} is not the same directory for every process: process {jax.process_index()} on "
                 f"{socket.gethostname()} does not see the file process 0 wrote there. Use a directory on a "
                 "filesystem all hosts share (NFS, Filestore, Lustre, ...), mounted at the same path everywhere."

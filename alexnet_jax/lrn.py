@@ -39,6 +39,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 from jax import lax
 
+from alexnet_jax.errors import ConfigError
+
 __all__ = ["local_response_norm", "LocalResponseNorm"]
 
 
@@ -69,7 +71,7 @@ def local_response_norm(
       An array of the same shape and dtype as `x`.
     """
     if size < 1:
-        raise ValueError(f"LRN window size must be a positive integer, got {size}.")
+        raise ConfigError(f"LRN window size must be a positive integer, got {size}.")
     if x.ndim < 1:
         raise ValueError("LRN needs an input with a channel axis, got a scalar.")
     coefficient = alpha / size if divide_alpha_by_size else alpha

@@ -46,7 +46,9 @@ def model_variables(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
-def predict_probabilities(model: AlexNet, members: Sequence[tuple[Any, Any]], images: jax.Array) -> jax.Array:
+def predict_probabilities(
+    model: AlexNet, members: Sequence[tuple[Any, Any]], images: jax.Array
+) -> jax.Array:
     """Softmax outputs averaged over crops and ensemble members.
 
     images: (N, S, S, 3), or (N, C, S, S, 3) for C crops each (10-crop test);

@@ -52,7 +52,7 @@ Fan-in never counts the tower axis of a tower's own kernel.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -60,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from alexnet_jax.errors import ConfigError
 from alexnet_jax.lrn import local_response_norm
 
 __all__ = [
@@ -132,7 +133,9 @@ def _pattern(features, kernel_sizes, strides, paddings):
 
 VARIANTS: dict[str, Architecture] = {
     "paper": Architecture(
-        convs=_pattern((96, 256, 384, 384, 256), (11, 5, 3, 3, 3), (4, 1, 1, 1, 1), (2, 2, 1, 1, 1)),
+        convs=_pattern(
+            (96, 256, 384, 384, 256), (11, 5, 3, 3, 3), (4, 1, 1, 1, 1), (2, 2, 1, 1, 1)
+        ),
         hidden_features=(4096, 4096),
         pooled_size=0,
         dropout_on="outputs",
@@ -142,7 +145,9 @@ VARIANTS: dict[str, Architecture] = {
         init_scheme="paper",
     ),
     "owt": Architecture(
-        convs=_pattern((64, 192, 384, 256, 256), (11, 5, 3, 3, 3), (4, 1, 1, 1, 1), (2, 2, 1, 1, 1)),
+        convs=_pattern(
+            (64, 192, 384, 256, 256), (11, 5, 3, 3, 3), (4, 1, 1, 1, 1), (2, 2, 1, 1, 1)
+        ),
         hidden_features=(4096, 4096),
         pooled_size=6,
         dropout_on="inputs",
@@ -176,7 +181,9 @@ INITS = ("paper", "he", "lecun", "torch")
 
 def _choose(kind: str, value: str, valid) -> str:
     if value not in valid:
-        raise ValueError(f"Unknown {kind} {value!r}; choose one of: {', '.join(map(repr, valid))}.")
+        raise ConfigError(
+            f"Unknown {kind} {value!r}; choose one of: {', '.join(map(repr, valid))}."
+        )
     return value
 
 
@@ -184,7 +191,9 @@ def _choose(kind: str, value: str, valid) -> str:
 # Stateless building blocks
 
 
-def conv2d(x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, stride: int, padding: int) -> jnp.ndarray:
+def conv2d(
+    x: jnp.ndarray, kernel: jnp.ndarray, bias: jnp.ndarray, stride: int, padding: int
+) -> jnp.ndarray:
     """Plain 2-D convolution. x: (N, H, W, Cin), kernel: (kh, kw, Cin, Cout), bias: (Cout,)."""
     y = lax.conv_general_dilated(
         x,
@@ -241,7 +250,9 @@ def loop_over_towers(fn, tower_params, x, x_per_tower):
     plain convolution; on one device XLA runs them one after the other.
     """
     num_towers = tower_params[0].shape[0]
-    return jnp.stack([fn(*(p[t] for p in tower_params), x[t] if x_per_tower else x) for t in range(num_towers)])
+    return jnp.stack(
+        [fn(*(p[t] for p in tower_params), x[t] if x_per_tower else x) for t in range(num_towers)]
+    )
 
 
 def vmap_over_towers(fn, tower_params, x, x_per_tower):
@@ -277,7 +288,9 @@ def _bias_init(scheme: str, paper_bias: float, fan_in: int):
         return nn.initializers.constant(paper_bias)
     if scheme == "torch":
         bound = 1.0 / np.sqrt(fan_in)
-        return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+        return lambda key, shape, dtype=jnp.float32: jax.random.uniform(
+            key, shape, dtype, -bound, bound
+        )
     return nn.initializers.zeros
 
 
@@ -318,7 +331,9 @@ class TowerConv(nn.Module):
         )
         bias = self.param(
             "bias",
-            nn.with_logical_partitioning(_bias_init(self.init_scheme, layer.paper_bias, fan_in), axes[:-4] + ("conv_out",)),
+            nn.with_logical_partitioning(
+                _bias_init(self.init_scheme, layer.paper_bias, fan_in), axes[:-4] + ("conv_out",)
+            ),
             shape[:-4] + shape[-1:],
             self.param_dtype,
         )
@@ -354,16 +369,30 @@ class TowerDense(nn.Module):
     def __call__(self, x):
         towers = self.towers
         if towers == 1:
-            shape, axes, in_axis, batch_axis = (x.shape[-1], self.features), ("mlp_in", "mlp_out"), -2, ()
+            shape, axes, in_axis, batch_axis = (
+                (x.shape[-1], self.features),
+                ("mlp_in", "mlp_out"),
+                -2,
+                (),
+            )
             bias_shape, bias_axes, fan_in = (self.features,), ("mlp_out",), x.shape[-1]
         elif self.output:
             # The tower axis is part of the input dimension: fan-in counts it.
-            shape, axes, in_axis, batch_axis = (towers, x.shape[-1], self.features), ("tower", "mlp_in", "mlp_out"), (0, 1), ()
+            shape, axes, in_axis, batch_axis = (
+                (towers, x.shape[-1], self.features),
+                ("tower", "mlp_in", "mlp_out"),
+                (0, 1),
+                (),
+            )
             bias_shape, bias_axes, fan_in = (self.features,), ("mlp_out",), towers * x.shape[-1]
         else:
             shape = (towers, x.shape[-1], self.features // towers)
             axes, in_axis, batch_axis = ("tower", "mlp_in", "mlp_out"), -2, (0,)
-            bias_shape, bias_axes, fan_in = (towers, self.features // towers), ("tower", "mlp_out"), x.shape[-1]
+            bias_shape, bias_axes, fan_in = (
+                (towers, self.features // towers),
+                ("tower", "mlp_out"),
+                x.shape[-1],
+            )
         kernel = self.param(
             "kernel",
             nn.with_logical_partitioning(_kernel_init(self.init_scheme, in_axis, batch_axis), axes),
@@ -372,7 +401,9 @@ class TowerDense(nn.Module):
         )
         bias = self.param(
             "bias",
-            nn.with_logical_partitioning(_bias_init(self.init_scheme, self.paper_bias, fan_in), bias_axes),
+            nn.with_logical_partitioning(
+                _bias_init(self.init_scheme, self.paper_bias, fan_in), bias_axes
+            ),
             bias_shape,
             self.param_dtype,
         )
@@ -466,17 +497,23 @@ class AlexNet(nn.Module):
         arch = VARIANTS[_choose("model variant", self.variant, tuple(VARIANTS))]
         if self.conv_features is not None:
             features = tuple(self.conv_features)
-            if len(features) > len(arch.convs) or any(not isinstance(f, int) or f < 1 for f in features):
-                raise ValueError(
+            if len(features) > len(arch.convs) or any(
+                not isinstance(f, int) or f < 1 for f in features
+            ):
+                raise ConfigError(
                     f"conv_features={features!r}: give at most {len(arch.convs)} positive kernel counts, one per conv "
                     f"layer of the pattern (variant {self.variant!r} has {', '.join(str(c.features) for c in arch.convs)})."
                 )
-            convs = tuple(dataclasses.replace(layer, features=f) for layer, f in zip(arch.convs, features))
+            convs = tuple(
+                dataclasses.replace(layer, features=f) for layer, f in zip(arch.convs, features)
+            )
             arch = dataclasses.replace(arch, convs=convs)
         if self.hidden_features is not None:
             hidden = tuple(self.hidden_features)
             if any(not isinstance(f, int) or f < 1 for f in hidden):
-                raise ValueError(f"hidden_features={hidden!r}: give positive layer widths, or () for none.")
+                raise ConfigError(
+                    f"hidden_features={hidden!r}: give positive layer widths, or () for none."
+                )
             arch = dataclasses.replace(arch, hidden_features=hidden)
         return arch
 
@@ -486,12 +523,12 @@ class AlexNet(nn.Module):
         towers = arch.towers if self.towers is None else self.towers
         widths = [c.features for c in arch.convs] + list(arch.hidden_features)
         if not isinstance(towers, int) or towers < 1 or any(w % towers for w in widths):
-            raise ValueError(
+            raise ConfigError(
                 f"towers={towers!r} does not divide the layer widths of variant {self.variant!r} "
                 f"({', '.join(map(str, widths))}); use a divisor of all of them, e.g. 1 or 2."
             )
         if towers > 1 and not (arch.convs and arch.hidden_features):
-            raise ValueError(
+            raise ConfigError(
                 f"towers={towers} needs at least one conv layer and one hidden layer (conv_features="
                 f"{self.conv_features!r}, hidden_features={self.hidden_features!r}); use towers=1 for this network."
             )
@@ -503,7 +540,7 @@ class AlexNet(nn.Module):
         _choose("activation", self.activation, tuple(ACTIVATIONS))
         _choose("init_scheme", init, INITS)
         if self.num_classes < 1:
-            raise ValueError(f"num_classes must be positive, got {self.num_classes}.")
+            raise ConfigError(f"num_classes must be positive, got {self.num_classes}.")
         return dict(towers=towers, normalization=normalization, init_scheme=init)
 
     @nn.compact
@@ -512,10 +549,14 @@ class AlexNet(nn.Module):
             raise ValueError(f"AlexNet expects images of shape (N, H, W, 3), got {images.shape}.")
         arch = self.architecture
         settings = self.resolved()
-        towers, normalization, init = settings["towers"], settings["normalization"], settings["init_scheme"]
+        towers, normalization, init = (
+            settings["towers"],
+            settings["normalization"],
+            settings["init_scheme"],
+        )
         window, stride = POOLINGS[self.pooling]
         if min(images.shape[1:3]) < minimum_image_size(arch, window, stride):
-            raise ValueError(
+            raise ConfigError(
                 f"Images of {images.shape[1]}x{images.shape[2]} are too small for AlexNet(variant={self.variant!r}, "
                 f"pooling={self.pooling!r}): the feature maps vanish. Use at least "
                 f"{minimum_image_size(arch, window, stride)}x{minimum_image_size(arch, window, stride)} "
@@ -530,7 +571,12 @@ class AlexNet(nn.Module):
 
         def lrn(a):
             return local_response_norm(
-                a, self.lrn_size, self.lrn_alpha, self.lrn_beta, self.lrn_k, self.lrn_divide_alpha_by_size
+                a,
+                self.lrn_size,
+                self.lrn_alpha,
+                self.lrn_beta,
+                self.lrn_k,
+                self.lrn_divide_alpha_by_size,
             )
 
         x = images.astype(self.dtype)
@@ -538,7 +584,9 @@ class AlexNet(nn.Module):
             if index > 1 and not layer.within_tower:
                 x = merged(x)  # the towers exchange activations here (conv3)
             shortcut = x
-            x = TowerConv(layer, towers, init, self.dtype, self.param_dtype, self.tower_map, name=layer.name)(x)
+            x = TowerConv(
+                layer, towers, init, self.dtype, self.param_dtype, self.tower_map, name=layer.name
+            )(x)
             if normalization == "batchnorm":
                 bn_axes = ("tower", "conv_out") if towers > 1 else ("conv_out",)
                 x = nn.BatchNorm(
@@ -553,7 +601,8 @@ class AlexNet(nn.Module):
                     name=f"bn{index}",
                 )(x)
             if self.residual and shortcut.shape == x.shape:
-                x = x + shortcut  # identity shortcut: same channels, stride 1, size-preserving padding
+                # identity shortcut: same channels, stride 1, size-preserving padding
+                x = x + shortcut
             x = activation(x)
             self.sow("intermediates", f"conv{index}_act", merged(x))
             use_lrn = normalization == "lrn" and layer.lrn
@@ -578,7 +627,9 @@ class AlexNet(nn.Module):
                 x = merged(x)  # fc7 sees both towers' fc6 outputs
             if arch.dropout_on == "inputs":
                 x = dropout(x)
-            x = TowerDense(features, False, 1.0, towers, init, self.dtype, self.param_dtype, name=f"fc{index}")(x)
+            x = TowerDense(
+                features, False, 1.0, towers, init, self.dtype, self.param_dtype, name=f"fc{index}"
+            )(x)
             x = activation(x)
             if arch.dropout_on == "outputs":
                 x = dropout(x)
@@ -586,7 +637,14 @@ class AlexNet(nn.Module):
         # fc8 keeps the towers apart on its input side: each tower multiplies its
         # own half of fc7 and the products are summed.
         logits = TowerDense(
-            self.num_classes, True, 0.0, towers, init, self.dtype, self.param_dtype, name=f"fc{len(arch.hidden_features) + 6}"
+            self.num_classes,
+            True,
+            0.0,
+            towers,
+            init,
+            self.dtype,
+            self.param_dtype,
+            name=f"fc{len(arch.hidden_features) + 6}",
         )(x)
         return logits.astype(jnp.float32)
 

@@ -70,6 +70,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from alexnet_jax.errors import ConfigError
+
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
@@ -114,7 +116,7 @@ def _parameter_name(path) -> str | None:
 
 def _check_weight_decay_on(weight_decay_on: str) -> None:
     if weight_decay_on not in WEIGHT_DECAY_ON:
-        raise ValueError(
+        raise ConfigError(
             f"Unknown weight_decay_on {weight_decay_on!r}; valid values are 'weights' (conv and "
             "dense kernels only, as the paper's code: cuda-convnet, Caffe) and 'all' (every "
             "parameter)."
@@ -149,7 +151,7 @@ def weight_decay_mask(params: Any, weight_decay_on: str) -> Any:
             return True
         if name in NON_WEIGHT_NAMES:
             return False
-        raise ValueError(
+        raise ConfigError(
             f"weight_decay_on='weights' cannot tell whether the parameter "
             f"{jax.tree_util.keystr(path)} is a weight: its name {name!r} is neither a weight "
             f"({', '.join(WEIGHT_NAMES)}) nor a bias or normalization parameter "
@@ -266,9 +268,7 @@ def paper_sgd(
             params,
             _decay_flags(mask, params),
         )
-        return velocity, PaperSgdState(
-            count=optax.safe_increment(state.count), velocity=velocity
-        )
+        return velocity, PaperSgdState(count=optax.safe_increment(state.count), velocity=velocity)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -338,10 +338,14 @@ def parameter_groups(
     for kind, names in (("frozen", frozen), ("head", head)):
         unknown = [name for name in names if name not in layers]
         if unknown:
-            raise ValueError(f"Cannot {'freeze' if kind == 'frozen' else 'use as the head'} {unknown}: the model's "
-                             f"layers are {', '.join(layers)}.")
+            raise ConfigError(
+                f"Cannot {'freeze' if kind == 'frozen' else 'use as the head'} {unknown}: the model's "
+                f"layers are {', '.join(layers)}."
+            )
     if set(layers) <= set(frozen):
-        raise ValueError(f"Every layer ({', '.join(layers)}) would be frozen: nothing would train.")
+        raise ConfigError(
+            f"Every layer ({', '.join(layers)}) would be frozen: nothing would train."
+        )
 
     def group(name: str) -> str:
         layer = layer_of(name)
@@ -349,21 +353,33 @@ def parameter_groups(
             return "frozen"
         return "backbone" if backbone_lr_scale != 1.0 and layer not in head else "train"
 
-    return {name: jax.tree.map(lambda _, g=group(name): g, subtree) for name, subtree in params.items()}
+    return {
+        name: jax.tree.map(lambda _, g=group(name): g, subtree) for name, subtree in params.items()
+    }
 
 
-def _grouped(factory: Callable[..., optax.GradientTransformation], groups, backbone_lr_scale: float):
+def _grouped(
+    factory: Callable[..., optax.GradientTransformation], groups, backbone_lr_scale: float
+):
     """`factory` turned into one that applies it per group (see `parameter_groups`)."""
 
     def grouped(learning_rate, *args, learning_rate_scale=1.0, **kwargs):
         transforms = {
-            "train": factory(learning_rate, *args, learning_rate_scale=learning_rate_scale, **kwargs),
-            "backbone": factory(learning_rate, *args, learning_rate_scale=learning_rate_scale * backbone_lr_scale, **kwargs),
+            "train": factory(
+                learning_rate, *args, learning_rate_scale=learning_rate_scale, **kwargs
+            ),
+            "backbone": factory(
+                learning_rate,
+                *args,
+                learning_rate_scale=learning_rate_scale * backbone_lr_scale,
+                **kwargs,
+            ),
             "frozen": optax.set_to_zero(),
         }
         return optax.multi_transform(transforms, groups)
 
-    grouped.__signature__ = inspect.signature(factory)  # inject_hyperparams reads the hyperparameter names
+    # inject_hyperparams reads the hyperparameter names
+    grouped.__signature__ = inspect.signature(factory)
     return grouped
 
 
@@ -414,7 +430,7 @@ def create_optimizer(
       ValueError: for an unknown `name` or `weight_decay_on`.
     """
     if name not in _FACTORIES:
-        raise ValueError(f"Unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}.")
+        raise ConfigError(f"Unknown optimizer {name!r}; valid names are {', '.join(OPTIMIZERS)}.")
     _check_weight_decay_on(weight_decay_on)  # here, not at the first step
     factory = _FACTORIES[name]
     if groups is not None:
@@ -470,11 +486,11 @@ def make_schedule(
       ValueError: for an unknown `kind` or inconsistent step counts.
     """
     if kind not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {kind!r}; valid kinds are {', '.join(SCHEDULES)}.")
+        raise ConfigError(f"Unknown schedule {kind!r}; valid kinds are {', '.join(SCHEDULES)}.")
     if steps_per_epoch <= 0:
-        raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}.")
+        raise ConfigError(f"steps_per_epoch must be positive, got {steps_per_epoch}.")
     if warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}.")
+        raise ConfigError(f"warmup_epochs must be >= 0, got {warmup_epochs}.")
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
 
     if kind in ("constant", "plateau"):
@@ -484,7 +500,7 @@ def make_schedule(
         for epoch in step_epochs:
             boundary = int(round(epoch * steps_per_epoch))
             if boundary <= warmup_steps:
-                raise ValueError(
+                raise ConfigError(
                     f"step_epochs entry {epoch} falls inside the warmup of {warmup_epochs} "
                     "epochs; make every step epoch larger than warmup_epochs."
                 )
@@ -494,7 +510,7 @@ def make_schedule(
         main = optax.piecewise_constant_schedule(base_learning_rate, boundaries)
     else:  # cosine
         if total_steps <= warmup_steps:
-            raise ValueError(
+            raise ConfigError(
                 f"A cosine schedule needs total_steps ({total_steps}) larger than the "
                 f"warmup steps ({warmup_steps} = warmup_epochs * steps_per_epoch)."
             )
@@ -540,13 +556,13 @@ class PlateauSchedule:
         min_delta: float = 0.0,
     ):
         if patience < 0:
-            raise ValueError(f"patience must be >= 0 evaluations, got {patience}.")
+            raise ConfigError(f"patience must be >= 0 evaluations, got {patience}.")
         if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be in (0, 1) to lower the rate, got {factor}.")
+            raise ConfigError(f"factor must be in (0, 1) to lower the rate, got {factor}.")
         if max_drops < 0:
-            raise ValueError(f"max_drops must be >= 0, got {max_drops}.")
+            raise ConfigError(f"max_drops must be >= 0, got {max_drops}.")
         if min_delta < 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta}.")
+            raise ConfigError(f"min_delta must be >= 0, got {min_delta}.")
         self.patience = int(patience)
         self.factor = float(factor)
         self.max_drops = int(max_drops)
@@ -608,7 +624,7 @@ class PlateauSchedule:
             )
         drops = int(state["drops"])
         if not 0 <= drops <= self.max_drops:
-            raise ValueError(
+            raise ConfigError(
                 f"Saved drops={drops} is outside 0..max_drops={self.max_drops}; "
                 "was the checkpoint written with a different max_drops?"
             )

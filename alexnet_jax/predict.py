@@ -15,34 +15,24 @@ mean/std normalization.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import NamedTuple, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from alexnet_jax import checkpoints, input_pipeline, metrics, steps  # noqa: E402
-from alexnet_jax.models import AlexNet  # noqa: E402
+from alexnet_jax import checkpoints, metrics, rundir, runtime, steps
+from alexnet_jax.data import augment, sources
+from alexnet_jax.errors import ConfigError, MissingFileError, UserError
+from alexnet_jax.models import AlexNet
 
 
 def load_run(workdir: str) -> tuple[ml_collections.ConfigDict, dict]:
-    """(config, data info) saved by training in `workdir`."""
-    paths = [os.path.join(workdir, name) for name in ("config.json", "data.json")]
-    for path in paths:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found: is {workdir!r} the --workdir of a training run?")
-    with open(paths[0]) as file:
-        config = ml_collections.ConfigDict(json.load(file))
-    with open(paths[1]) as file:
-        info = json.load(file)
-    return config, info
+    """(config, data info) saved by training in `workdir` (rundir.read_run_info)."""
+    return rundir.read_run_info(workdir)
 
 
 class TrainedRun(NamedTuple):
@@ -51,7 +41,7 @@ class TrainedRun(NamedTuple):
     config: ml_collections.ConfigDict
     model: AlexNet
     params: dict  # host numpy arrays, as saved
-    color_stats: input_pipeline.ColorStats  # the training set's, for normalizing inputs
+    color_stats: sources.ColorStats  # the training set's, for normalizing inputs
     class_names: list[str]  # one per class; the class index as text where the data set has no names
 
 
@@ -59,33 +49,46 @@ def load_trained_run(workdir: str, step: int | None = None) -> TrainedRun:
     """The model, parameters (latest checkpoint, or `step`) and preprocessing of a training run."""
     config, info = load_run(workdir)
     if config.normalization == "batchnorm":
-        raise ValueError("predict and visualize read parameters only; batch-norm models also need their running statistics.")
-    stats = input_pipeline.ColorStats(**{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in info["color_stats"].items()})
+        raise ConfigError(
+            "predict and visualize read parameters only; batch-norm models also need their running statistics."
+        )
+    stats = sources.ColorStats(
+        **{
+            k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v)
+            for k, v in info["color_stats"].items()
+        }
+    )
     params = checkpoints.load_params(workdir, step)
     names = list(info["class_names"]) or [str(i) for i in range(config.num_classes)]
     return TrainedRun(config, steps.create_model(config), params, stats, names)
 
 
-def preprocess_image(image: np.ndarray, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
+def preprocess_image(
+    image: np.ndarray, config, stats: sources.ColorStats, ten_crop: bool
+) -> np.ndarray:
     """A uint8 image (H, W, 3) -> (S, S, 3), or (10, S, S, 3) crops, normalized as in evaluation."""
-    eval_config = input_pipeline.InputConfig(
-        image_size=config.image_size, resize_size=config.resize_size, eval_crop="ten_crop" if ten_crop else "center"
+    eval_config = sources.InputConfig(
+        image_size=config.image_size,
+        resize_size=config.resize_size,
+        eval_crop="ten_crop" if ten_crop else "center",
     )
-    return input_pipeline.eval_image(tf.convert_to_tensor(image, tf.uint8), eval_config, stats).numpy()
+    return augment.eval_image(tf.convert_to_tensor(image, tf.uint8), eval_config, stats).numpy()
 
 
-def preprocess(path: str, config, stats: input_pipeline.ColorStats, ten_crop: bool) -> np.ndarray:
+def preprocess(path: str, config, stats: sources.ColorStats, ten_crop: bool) -> np.ndarray:
     """An image file -> (S, S, 3), or (10, S, S, 3) crops, normalized as in evaluation."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No image file at {path!r}.")
+        raise MissingFileError(f"No image file at {path!r}.")
     try:
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
-        raise ValueError(f"{path!r} cannot be read as an image (JPEG, PNG, GIF, BMP).") from error
+        raise ConfigError(f"{path!r} cannot be read as an image (JPEG, PNG, GIF, BMP).") from error
     return preprocess_image(image.numpy(), config, stats, ten_crop)
 
 
-def ranked(probabilities: np.ndarray, class_names: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
+def ranked(
+    probabilities: np.ndarray, class_names: Sequence[str], k: int = 5
+) -> list[list[tuple[str, float]]]:
     """(N, classes) probabilities -> for each row, its k most probable (class name, probability), best first."""
     results = []
     for row in probabilities:
@@ -94,11 +97,17 @@ def ranked(probabilities: np.ndarray, class_names: Sequence[str], k: int = 5) ->
     return results
 
 
-def top5(workdir: str, paths: list[str], step: int | None = None, ten_crop: bool = False) -> list[list[tuple[str, float]]]:
+def top5(
+    workdir: str, paths: list[str], step: int | None = None, ten_crop: bool = False
+) -> list[list[tuple[str, float]]]:
     """For each image, the five most probable (class name, probability) pairs."""
     run = load_trained_run(workdir, step)
-    images = jnp.asarray(np.stack([preprocess(p, run.config, run.color_stats, ten_crop) for p in paths]))
-    probabilities = np.asarray(metrics.predict_probabilities(run.model, ((run.params, {}),), images))
+    images = jnp.asarray(
+        np.stack([preprocess(p, run.config, run.color_stats, ten_crop) for p in paths])
+    )
+    probabilities = np.asarray(
+        metrics.predict_probabilities(run.model, ((run.params, {}),), images)
+    )
     return ranked(probabilities, run.class_names)
 
 
@@ -116,10 +125,13 @@ def define_flags() -> None:
 def main(argv):
     paths = argv[1:]
     if not paths:
-        raise app.UsageError("Name at least one image file: python -m alexnet_jax.predict --workdir=DIR IMAGE...")
+        raise app.UsageError(
+            "Name at least one image file: python -m alexnet_jax.predict --workdir=DIR IMAGE..."
+        )
+    runtime.quiet_library_logs()
     try:
         results = top5(FLAGS.workdir, paths, FLAGS.step, FLAGS.ten_crop)
-    except (FileNotFoundError, ValueError) as error:
+    except UserError as error:  # one line; anything else is a bug and keeps its traceback
         raise SystemExit(f"error: {error}") from None
     for path, best in zip(paths, results):
         print(path)

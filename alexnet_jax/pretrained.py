@@ -26,13 +26,14 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoints, convert
+from alexnet_jax.errors import ConfigError, MissingFileError
 from alexnet_jax.models import head_layer
 from alexnet_jax.optim import layer_of
 
 TORCH_SUFFIXES = (".pth", ".pt")
 
 
-class PretrainedError(ValueError):
+class PretrainedError(ConfigError):
     """The pretrained weights cannot start this model; the message names the layer and the fix."""
 
 
@@ -42,7 +43,7 @@ def read_weights(path: str, variant: str, towers: int) -> dict:
     if path.endswith(TORCH_SUFFIXES):
         return convert.load_torch_weights(path, variant=variant, towers=towers)
     if not os.path.exists(path):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"init_from={path!r} does not exist; give a PyTorch state dict ({', '.join(TORCH_SUFFIXES)}) or a "
             "training workdir (or its checkpoints/ directory, or one numbered checkpoint in it)."
         )
@@ -57,7 +58,9 @@ def read_weights(path: str, variant: str, towers: int) -> dict:
     return checkpoints.load_params(path)
 
 
-def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: Sequence[str] = ()) -> tuple[dict, list[str]]:
+def merge_pretrained(
+    pretrained: dict, fresh_shapes: dict, source: str, reinit: Sequence[str] = ()
+) -> tuple[dict, list[str]]:
     """Checks `pretrained` against the model's parameter shapes; which leaves to keep fresh.
 
     Args:
@@ -82,14 +85,22 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
     if missing or extra:
         raise PretrainedError(
             f"The weights in {source} do not fit the configured model: "
-            + "; ".join(part for part in (f"layers missing there: {missing}" if missing else "",
-                                          f"layers the model does not have: {extra}" if extra else "") if part)
+            + "; ".join(
+                part
+                for part in (
+                    f"layers missing there: {missing}" if missing else "",
+                    f"layers the model does not have: {extra}" if extra else "",
+                )
+                if part
+            )
             + ". Check --config.model, --config.towers and --config.normalization."
         )
     head = head_layer(fresh_shapes)
     unknown = [layer for layer in reinit if layer not in {layer_of(name) for name in fresh_shapes}]
     if unknown:
-        raise PretrainedError(f"Cannot re-initialise {unknown}: the model's layers are {', '.join(fresh_shapes)}.")
+        raise PretrainedError(
+            f"Cannot re-initialise {unknown}: the model's layers are {', '.join(fresh_shapes)}."
+        )
     merged, reinitialised = {}, []
     for layer, fresh in fresh_shapes.items():
         if layer_of(layer) in reinit:  # kept fresh whatever was saved for it (bn2 goes with conv2)
@@ -102,8 +113,11 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
                 f"Layer {layer} in {source} has parameters {sorted(pretrained[layer])}, the model "
                 f"{sorted(fresh)}."
             )
-        differs = {name: (tuple(np.shape(pretrained[layer][name])), tuple(fresh[name].shape)) for name in fresh
-                   if tuple(np.shape(pretrained[layer][name])) != tuple(fresh[name].shape)}
+        differs = {
+            name: (tuple(np.shape(pretrained[layer][name])), tuple(fresh[name].shape))
+            for name in fresh
+            if tuple(np.shape(pretrained[layer][name])) != tuple(fresh[name].shape)
+        }
         class_dimension_only = layer == head and all(
             len(got) == len(want) and got[:-1] == want[:-1] for got, want in differs.values()
         )
@@ -118,16 +132,26 @@ def merge_pretrained(pretrained: dict, fresh_shapes: dict, source: str, reinit: 
         if differs:
             reinitialised.append(layer)
         for name in fresh:
-            merged[layer][name] = None if differs else np.asarray(pretrained[layer][name], np.float32)
+            merged[layer][name] = (
+                None if differs else np.asarray(pretrained[layer][name], np.float32)
+            )
     return merged, reinitialised
 
 
-def load_pretrained(path: str, variant: str, towers: int, fresh_shapes: dict, reinit: Sequence[str] = ()) -> dict:
+def load_pretrained(
+    path: str, variant: str, towers: int, fresh_shapes: dict, reinit: Sequence[str] = ()
+) -> dict:
     """`read_weights` + `merge_pretrained`, logging what was loaded and what was re-initialised."""
-    merged, reinitialised = merge_pretrained(read_weights(path, variant, towers), fresh_shapes, path, reinit)
+    merged, reinitialised = merge_pretrained(
+        read_weights(path, variant, towers), fresh_shapes, path, reinit
+    )
     logging.info("initialised from %s", path)
     for layer in reinitialised:
-        why = "as asked (reinit_layers)" if layer in reinit else "the pretrained weights have another number of classes"
+        why = (
+            "as asked (reinit_layers)"
+            if layer in reinit
+            else "the pretrained weights have another number of classes"
+        )
         logging.info("%s re-initialised: %s", layer, why)
     return merged
 
@@ -135,7 +159,9 @@ def load_pretrained(path: str, variant: str, towers: int, fresh_shapes: dict, re
 def replace_params(params: Any, merged: dict, put) -> Any:
     """`params` with every non-None leaf of `merged` put in its place by `put(host_array, like=old_leaf)`."""
     return {
-        layer: {name: leaf if merged[layer][name] is None else put(merged[layer][name], leaf)
-                for name, leaf in leaves.items()}
+        layer: {
+            name: leaf if merged[layer][name] is None else put(merged[layer][name], leaf)
+            for name, leaf in leaves.items()
+        }
         for layer, leaves in params.items()
     }

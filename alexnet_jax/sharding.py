@@ -37,8 +37,10 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from alexnet_jax.errors import UserError
 from alexnet_jax.models import loop_over_towers
 
 MESH_AXES = ("data", "model")
@@ -53,7 +55,7 @@ LOGICAL_RULES = (
 )
 
 
-class MeshError(ValueError):
+class MeshError(UserError, ValueError):
     """The requested mesh does not fit the devices; the message says what would."""
 
 
@@ -68,11 +70,15 @@ def create_mesh(mesh_shape, devices=None) -> Mesh:
     shape = [int(n) for n in mesh_shape]
     count = len(devices)
     if len(shape) != 2 or shape.count(-1) > 1 or any(n == 0 or n < -1 for n in shape):
-        raise MeshError(f"mesh_shape must be (data, model) with positive sizes and at most one -1, got {tuple(mesh_shape)}.")
+        raise MeshError(
+            f"mesh_shape must be (data, model) with positive sizes and at most one -1, got {tuple(mesh_shape)}."
+        )
     known = math.prod(n for n in shape if n != -1)
     if -1 in shape:
         if count % known:
-            raise MeshError(f"mesh_shape {tuple(mesh_shape)} needs a multiple of {known} devices; there are {count}.")
+            raise MeshError(
+                f"mesh_shape {tuple(mesh_shape)} needs a multiple of {known} devices; there are {count}."
+            )
         shape[shape.index(-1)] = count // known
     if math.prod(shape) != count:
         raise MeshError(
@@ -87,7 +93,11 @@ def logical_shardings(mesh: Mesh, boxed_tree) -> Any:
     # optax keeps an empty MaskedNode in the optimizer state of a frozen parameter group, and Flax boxes it
     # with the parameter's axis names; it holds no array, so it gets no sharding either.
     boxed_tree = jax.tree.map(
-        lambda x: x.unbox() if isinstance(x, nn.meta.AxisMetadata) and not jax.tree.leaves(x.unbox()) else x,
+        lambda x: (
+            x.unbox()
+            if isinstance(x, nn.meta.AxisMetadata) and not jax.tree.leaves(x.unbox())
+            else x
+        ),
         boxed_tree,
         is_leaf=lambda x: isinstance(x, nn.meta.AxisMetadata),
     )
@@ -135,7 +145,11 @@ def sharded_tower_map(mesh: Mesh):
             return loop_over_towers(fn, tuple(params), x_local, x_per_tower)
 
         return jax.shard_map(
-            local, mesh=mesh, in_specs=param_specs + (x_spec,), out_specs=P("model", "data"), check_vma=False
+            local,
+            mesh=mesh,
+            in_specs=param_specs + (x_spec,),
+            out_specs=P("model", "data"),
+            check_vma=False,
         )(*tower_params, x)
 
     return tower_map
@@ -177,7 +191,9 @@ class BatchRows(NamedTuple):
 
     def indices(self) -> np.ndarray:
         """(size,) int64: the global batch rows this process loads, in the order it loads them."""
-        return np.concatenate([np.arange(d * self.shard_size, (d + 1) * self.shard_size) for d in self.shards])
+        return np.concatenate(
+            [np.arange(d * self.shard_size, (d + 1) * self.shard_size) for d in self.shards]
+        )
 
     @classmethod
     def whole(cls, global_batch_size: int) -> BatchRows:
@@ -210,7 +226,9 @@ def data_rows(mesh: Mesh, global_batch_size: int, process_index: int | None = No
     groups = sorted({tuple(sorted(shards)) for shards in held.values()})
     owners = [shard for group in groups for shard in group]
     if len(owners) != len(set(owners)) or len({len(group) for group in groups}) != 1:
-        described = "; ".join(f"process {i}: {sorted(shards)}" for i, shards in sorted(held.items()))
+        described = "; ".join(
+            f"process {i}: {sorted(shards)}" for i, shards in sorted(held.items())
+        )
         raise MeshError(
             f"The processes hold overlapping or unequal sets of the data shards of mesh {dict(mesh.shape)} "
             f"({described}), so they cannot split each batch. Use the same number of devices in every process, a "
@@ -218,12 +236,16 @@ def data_rows(mesh: Mesh, global_batch_size: int, process_index: int | None = No
         )
     process = jax.process_index() if process_index is None else process_index
     if process not in held:
-        raise MeshError(f"Process {process} has no device in mesh {dict(mesh.shape)}; every process must take part.")
+        raise MeshError(
+            f"Process {process} has no device in mesh {dict(mesh.shape)}; every process must take part."
+        )
     shards = tuple(sorted(held[process]))
     return BatchRows(shards, global_batch_size // num_shards, groups.index(shards), len(groups))
 
 
-def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRows | None = None) -> dict[str, jax.Array]:
+def host_batch_to_global(
+    batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRows | None = None
+) -> dict[str, jax.Array]:
     """This process's rows of a global batch -> global arrays sharded over 'data'.
 
     batch: arrays whose leading axis holds rows [rows.start, rows.stop) of
@@ -232,7 +254,9 @@ def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRo
     """
     if rows is None:
         if jax.process_count() > 1:
-            raise ValueError("host_batch_to_global needs this process's rows (data_rows) in a multi-process run")
+            raise ValueError(
+                "host_batch_to_global needs this process's rows (data_rows) in a multi-process run"
+            )
         rows = data_rows(mesh, len(next(iter(batch.values()))))
     sharding = batch_sharding(mesh)
     global_size = rows.global_size
@@ -240,14 +264,20 @@ def host_batch_to_global(batch: dict[str, np.ndarray], mesh: Mesh, rows: BatchRo
     def put(value):
         value = np.asarray(value)
         if len(value) != rows.size:
-            raise ValueError(f"expected {rows.size} rows of the global batch ({rows}), got {len(value)}")
+            raise ValueError(
+                f"expected {rows.size} rows of the global batch ({rows}), got {len(value)}"
+            )
 
-        def local(index):  # a device holds one data shard: rows [d * shard_size, (d + 1) * shard_size)
+        def local(
+            index,
+        ):  # a device holds one data shard: rows [d * shard_size, (d + 1) * shard_size)
             wanted = index[0]
             start, stop = wanted.start or 0, global_size if wanted.stop is None else wanted.stop
             shard = start // rows.shard_size
             if shard not in rows.shards or stop - start != rows.shard_size:
-                raise ValueError(f"a device needs rows [{start}, {stop}) but this process loaded {rows}")
+                raise ValueError(
+                    f"a device needs rows [{start}, {stop}) but this process loaded {rows}"
+                )
             first = rows.shards.index(shard) * rows.shard_size
             return value[first : first + rows.shard_size]
 

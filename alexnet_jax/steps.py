@@ -21,6 +21,8 @@ import optax
 from jax import lax
 
 from alexnet_jax import optim, sharding
+from alexnet_jax.config_values import config_items
+from alexnet_jax.errors import ConfigError
 from alexnet_jax.metrics import cross_entropy, model_variables, predict_probabilities, top_k_correct
 from alexnet_jax.models import AlexNet, head_layer, loop_over_towers
 
@@ -61,24 +63,34 @@ def create_model(config, mesh=None) -> AlexNet:
             f"lives on one 'model' index. Use mesh_shape (-1, 1){' or (-1, %d)' % towers if towers > 1 else ''}."
         )
     if towers > 1:
-        model = model.clone(tower_map=sharding.sharded_tower_map(mesh), merged_constraint=sharding.merged_constraint(mesh))
+        model = model.clone(
+            tower_map=sharding.sharded_tower_map(mesh),
+            merged_constraint=sharding.merged_constraint(mesh),
+        )
     return model
 
 
 def layer_widths(config, field: str) -> tuple[int, ...] | None:
-    """A comma-separated width list of the config ("64,128"): None when unset (the variant's), () for "none"."""
-    text = str(config.get(field, "")).strip()
-    if not text:
+    """A width tuple of the config, e.g. (64, 128): None when unset (the variant's own), () for none.
+
+    Also reads the text of older configs: "64,128", "" (the variant's) and "none".
+    """
+    value = config.get(field, None)
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if text.lower() == "none":
+    if isinstance(value, str) and value.strip().lower() == "none":
         return ()
     try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(
-            f"config.{field}={text!r} is not a comma-separated list of widths; use e.g. \"64,128,192\", "
-            "\"none\" for no such layers, or \"\" for the model variant's own."
-        ) from None
+        widths = tuple(int(item) for item in config_items(value))
+    except (TypeError, ValueError):
+        widths = None
+    if widths is None or any(isinstance(item, (bool, float)) for item in config_items(value)):
+        raise ConfigError(
+            f"config.{field}={value!r} is not a tuple of layer widths; use e.g. (64, 128, 192) "
+            f"(--config.{field}=64,128,192), () for no such layers, or None for the model "
+            "variant's own."
+        )
+    return widths
 
 
 def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
@@ -89,7 +101,30 @@ def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
     return int(math.ceil(config.num_epochs * steps_per_epoch)), steps_per_epoch
 
 
-def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
+def interval_steps(config, name: str, steps_per_epoch: int) -> int:
+    """The interval `name` (e.g. "eval_every") in steps: `<name>_steps`, or `<name>_epochs` epochs
+    rounded to whole steps (at least 1); 0 when neither is positive (then only after the last step).
+
+    A config sets at most one of the two, so a duration keeps its meaning when the batch size
+    changes (big_vision's `u.steps`). A config without `<name>_epochs` (older runs) uses steps.
+    """
+    every_steps = int(config.get(f"{name}_steps", 0))
+    every_epochs = float(config.get(f"{name}_epochs", 0.0))
+    if every_steps > 0 and every_epochs > 0:
+        raise ConfigError(
+            f"{name}_steps={every_steps} and {name}_epochs={every_epochs} are both set; set the "
+            f"other to 0, e.g. --config.{name}_epochs=0 --config.{name}_steps={every_steps}."
+        )
+    if every_steps > 0:
+        return every_steps
+    if every_epochs > 0:
+        return max(1, round(every_epochs * steps_per_epoch))
+    return 0
+
+
+def create_optimizer(
+    config, steps_per_epoch: int, total_steps: int
+) -> optax.GradientTransformation:
     """The config's optimizer and schedule; a config without `weight_decay_on` (older than the option) decays every
     parameter, as runs did then."""
     schedule = optim.make_schedule(
@@ -101,15 +136,19 @@ def create_optimizer(config, steps_per_epoch: int, total_steps: int) -> optax.Gr
         step_epochs=tuple(config.step_epochs),
     )
     return optim.create_optimizer(
-        config.optimizer, schedule, momentum=config.momentum, weight_decay=config.weight_decay,
-        groups=parameter_groups(config), backbone_lr_scale=config.get("backbone_lr_scale", 1.0),
+        config.optimizer,
+        schedule,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        groups=parameter_groups(config),
+        backbone_lr_scale=config.get("backbone_lr_scale", 1.0),
         weight_decay_on=config.get("weight_decay_on", "all"),
     )
 
 
 def layer_list(config, field: str) -> tuple[str, ...]:
-    """The layer names of a comma-separated config field ('conv1,conv2'), in order; () when unset."""
-    return tuple(name.strip() for name in config.get(field, "").split(",") if name.strip())
+    """The layer names of a config field, e.g. ("conv1", "conv2"), in order; () when unset."""
+    return tuple(str(name) for name in config_items(config.get(field, ())))
 
 
 def parameter_groups(config):
@@ -124,20 +163,32 @@ def parameter_groups(config):
     if not (frozen or probe or scale != 1.0):
         return None
     if probe and frozen:
-        raise ValueError(f"linear_probe=True already freezes every layer but the head; drop freeze={config.freeze!r}.")
+        raise ConfigError(
+            f"linear_probe=True already freezes every layer but the head; drop freeze={config.freeze!r}."
+        )
     if scale <= 0:
-        raise ValueError(f"backbone_lr_scale must be > 0 (freeze layers to stop them), got {scale}.")
+        raise ConfigError(
+            f"backbone_lr_scale must be > 0 (freeze layers to stop them), got {scale}."
+        )
 
     def groups(params):
         head = head_layer(params)
         layers = {optim.layer_of(name) for name in params}
-        return optim.parameter_groups(params, sorted(layers - {head}) if probe else frozen, (head,), scale)
+        return optim.parameter_groups(
+            params, sorted(layers - {head}) if probe else frozen, (head,), scale
+        )
 
     return groups
 
 
 def train_step(
-    state: TrainState, batch: dict, dropout_key: jax.Array, *, model: AlexNet, tx, label_smoothing: float = 0.0
+    state: TrainState,
+    batch: dict,
+    dropout_key: jax.Array,
+    *,
+    model: AlexNet,
+    tx,
+    label_smoothing: float = 0.0,
 ) -> tuple[TrainState, dict]:
     """One SGD step. A step with a non-finite loss or gradient keeps the weights, the optimizer's moments and the
     batch statistics; its step and learning-rate schedule still advance.
@@ -151,9 +202,16 @@ def train_step(
 
     def loss_fn(params):
         logits, updates = model.apply(
-            model_variables(params, state.batch_stats), batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+            model_variables(params, state.batch_stats),
+            batch["image"],
+            train=True,
+            rngs={"dropout": rng},
+            mutable=["batch_stats"],
         )
-        return cross_entropy(logits, batch["label"], label_smoothing).mean(), (logits, updates.get("batch_stats", {}))
+        return cross_entropy(logits, batch["label"], label_smoothing).mean(), (
+            logits,
+            updates.get("batch_stats", {}),
+        )
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
@@ -161,17 +219,23 @@ def train_step(
 
     def update(state):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state, batch_stats=batch_stats)
+        return state.replace(
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            batch_stats=batch_stats,
+        )
 
     def skip(state):
         # The schedules' counts (inject_hyperparams' own, and each scheduled hyperparameter's) advance with the
         # step, so skipped steps do not delay the schedule: one count for the step, the data, dropout and the
         # learning rate. The optimizer's inner state (momentum, Adam's moments and count) stays as it was.
         opt_state = state.opt_state
-        return state.replace(opt_state=opt_state._replace(
-            count=optax.safe_increment(opt_state.count),
-            hyperparams_states=jax.tree.map(optax.safe_increment, opt_state.hyperparams_states),
-        ))
+        return state.replace(
+            opt_state=opt_state._replace(
+                count=optax.safe_increment(opt_state.count),
+                hyperparams_states=jax.tree.map(optax.safe_increment, opt_state.hyperparams_states),
+            )
+        )
 
     # Keep the last good weights, momentum and statistics on a non-finite step; the loop stops (or skips) on
     # it. A cond, not a `where(finite, new, old)` over the state: XLA:CPU fused that select into two passes
@@ -207,10 +271,15 @@ def init_state(key, model, tx, image_size: int) -> TrainState:
     # Initialised on one example: through the plain (unsharded) tower map; the
     # caller's out_shardings place the result.
     model = model.clone(tower_map=loop_over_towers, merged_constraint=None)
-    variables = model.init({"params": key, "dropout": key}, jnp.zeros((1, image_size, image_size, 3)), train=False)
+    variables = model.init(
+        {"params": key, "dropout": key}, jnp.zeros((1, image_size, image_size, 3)), train=False
+    )
     params = variables["params"]
     return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), batch_stats=variables.get("batch_stats", {})
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=tx.init(params),
+        batch_stats=variables.get("batch_stats", {}),
     )
 
 
@@ -253,7 +322,11 @@ def compile_steps(model, tx, mesh, shardings, label_smoothing: float = 0.0):
         donate_argnums=(0,),
         compiler_options=options,
     )
-    p_eval = jax.jit(functools.partial(eval_step, model=model), out_shardings=replicated, compiler_options=options)
+    p_eval = jax.jit(
+        functools.partial(eval_step, model=model),
+        out_shardings=replicated,
+        compiler_options=options,
+    )
     return p_train, p_eval
 
 

@@ -41,7 +41,10 @@ def model_summary(model: AlexNet, image_size: int) -> str:
     rows.append(("total", "", f"{count_params(params):,}", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [
-        "  ".join(cell.ljust(w) if i in (0, 1, 3) else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        "  ".join(
+            cell.ljust(w) if i in (0, 1, 3) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths))
+        )
         for row in rows
     ]
     lines.insert(1, "-" * len(lines[0]))

@@ -11,10 +11,8 @@ same parameters as an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
-import socket
 import threading
 import time
 from typing import Any, NamedTuple, Sequence
@@ -25,14 +23,27 @@ import numpy as np
 import optax
 from absl import logging
 
-from alexnet_jax import checkpoints, distributed, input_pipeline, optim, pretrained, sharding
+from alexnet_jax import checkpoints, distributed, optim, pretrained, rundir, sharding
+from alexnet_jax.data import batching, sources
+from alexnet_jax.errors import MissingFileError, UserError
 from alexnet_jax.models import AlexNet
 from alexnet_jax.steps import (
-    TrainState, compile_steps, create_model, create_optimizer, create_train_state, layer_list, num_train_steps, param_shapes, parameter_groups, state_shardings, state_structure,
+    TrainState,
+    compile_steps,
+    create_model,
+    create_optimizer,
+    create_train_state,
+    interval_steps,
+    layer_list,
+    num_train_steps,
+    param_shapes,
+    parameter_groups,
+    state_shardings,
+    state_structure,
 )
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message names the step and what to do."""
 
 
@@ -43,58 +54,17 @@ class Preempted(Exception):
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: rerun the same command to continue
 
 
-# ---------------------------------------------------------------------------
-# Logging
-
-
-class MetricsWriter:
-    """`<workdir>/metrics.jsonl` (one JSON object per event) and TensorBoard events; process 0 only."""
-
-    def __init__(self, workdir: str, enabled: bool):
-        self.enabled = enabled
-        self.path = os.path.join(workdir, "metrics.jsonl")
-        self._tensorboard = None
-        if enabled:
-            import tensorflow as tf
-
-            self._tf = tf
-            self._tensorboard = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-
-    def truncate_after(self, step: int) -> None:
-        """Drops events after `step` (written by a run that died before its next checkpoint)."""
-        if not self.enabled or not os.path.exists(self.path):
-            return
-        kept = []
-        with open(self.path) as file:
-            for line in file:
-                try:
-                    if json.loads(line).get("step", 0) <= step:
-                        kept.append(line)
-                except ValueError:
-                    pass  # a line cut short by a kill or a full disk
-        with open(self.path + ".tmp", "w") as file:
-            file.writelines(kept)
-        os.replace(self.path + ".tmp", self.path)
-
-    def write(self, step: int, metrics: dict) -> None:
-        if not self.enabled:
-            return
-        record = {"step": int(step), **{k: float(v) if not isinstance(v, str) else v for k, v in metrics.items()}}
-        with open(self.path, "a") as file:
-            file.write(json.dumps(record) + "\n")
-        with self._tensorboard.as_default(step=int(step)):
-            for name, value in record.items():
-                if name != "step" and not isinstance(value, str):
-                    self._tf.summary.scalar(name, value)
-        self._tensorboard.flush()
-
-
 def _init_from(config, model, state: TrainState) -> TrainState:
     """`state` with the pretrained parameters of `config.init_from` (a head of another class count stays fresh)."""
     towers = model.resolved()["towers"]
     merged = distributed.everywhere(
-        lambda: pretrained.load_pretrained(config.init_from, config.model, towers, state.params,
-                                           layer_list(config, "reinit_layers"))
+        lambda: pretrained.load_pretrained(
+            config.init_from,
+            config.model,
+            towers,
+            state.params,
+            layer_list(config, "reinit_layers"),
+        )
     )
     put = lambda host, like: sharding.put_global(host.astype(like.dtype), like.sharding)  # noqa: E731
     return state.replace(params=pretrained.replace_params(state.params, merged, put))
@@ -113,34 +83,49 @@ def final_eval_crops(config, input_config) -> tuple[str, ...]:
     """The protocols evaluated after the last step besides `eval_crop` (config.final_eval_crops), checked."""
     crops = tuple(config.get("final_eval_crops", ()))
     for crop in crops:
-        if crop not in input_pipeline.EVAL_CROPS:
-            raise input_pipeline.DataError(
-                f"final_eval_crops={crops!r} has {crop!r}; use crops among {input_pipeline.EVAL_CROPS}, "
+        if crop not in sources.EVAL_CROPS:
+            raise sources.DataError(
+                f"final_eval_crops={crops!r} has {crop!r}; use crops among {sources.EVAL_CROPS}, "
                 "e.g. --config.final_eval_crops=\"('ten_crop',)\"."
             )
     return tuple(crop for crop in dict.fromkeys(crops) if crop != input_config.eval_crop)
 
 
-def evaluate_protocols(p_eval, members, data, input_config, mesh, batch_size: int, extra_crops=()) -> dict:
+def evaluate_protocols(
+    p_eval, members, data, input_config, mesh, batch_size: int, extra_crops=()
+) -> dict:
     """`evaluate` with `input_config.eval_crop` (keys val_*), and with each of `extra_crops` (val_<crop>_*)."""
     metrics = evaluate(p_eval, members, data, input_config, mesh, batch_size)
     for crop in extra_crops:
-        more = evaluate(p_eval, members, data, dataclasses.replace(input_config, eval_crop=crop), mesh, batch_size)
-        metrics.update({f"val_{crop}_{name[len('val_'):]}": value for name, value in more.items()})
+        more = evaluate(
+            p_eval,
+            members,
+            data,
+            dataclasses.replace(input_config, eval_crop=crop),
+            mesh,
+            batch_size,
+        )
+        metrics.update({f"val_{crop}_{name[len('val_') :]}": value for name, value in more.items()})
     return metrics
 
 
 def _log_protocols(prefix: str, metrics: dict, eval_crop: str, extra_crops) -> None:
     for crop, key in ((eval_crop, "val_"), *((crop, f"val_{crop}_") for crop in extra_crops)):
-        logging.info("%s (%s): loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)", prefix, crop,
-                     metrics[key + "loss"], metrics[key + "top1_error"], metrics[key + "top5_error"],
-                     metrics[key + "examples"])
+        logging.info(
+            "%s (%s): loss %.4f  top-1 error %.4f  top-5 error %.4f  (%d examples)",
+            prefix,
+            crop,
+            metrics[key + "loss"],
+            metrics[key + "top1_error"],
+            metrics[key + "top5_error"],
+            metrics[key + "examples"],
+        )
 
 
 def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict:
     """Exact metrics over the whole evaluation split (every example counted once)."""
     rows = sharding.data_rows(mesh, batch_size)
-    dataset, num_batches = input_pipeline.eval_dataset(data, input_config, batch_size, rows=rows)
+    dataset, num_batches = batching.eval_dataset(data, input_config, batch_size, rows=rows)
     totals = None
     for host_batch in dataset.as_numpy_iterator():
         sums = p_eval(members, sharding.host_batch_to_global(host_batch, mesh, rows))
@@ -160,85 +145,18 @@ def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict
 
 
 # The config fields that define the network a checkpoint holds (beyond its parameter shapes).
-MODEL_FIELDS = ("model", "towers", "num_classes", "normalization", "norm_position", "pooling", "activation",
-                "conv_features", "hidden_features", "residual")
-
-
-def config_differences(workdir: str, config, fields: Sequence[str] | None = None) -> list[str]:
-    """'field: X in <workdir>/config.json, Y here' for each of `fields` (default: all) that differs; [] without
-    a config.json."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-        return []
-    with open(path) as file:
-        saved = json.load(file)
-    current = json.loads(config.to_json_best_effort())
-    names = sorted(set(saved) | set(current)) if fields is None else fields
-    return [f"{name}: {saved.get(name)!r} in {path}, {current.get(name)!r} here" for name in names
-            if saved.get(name) != current.get(name)]
-
-
-def _save_run_info(workdir: str, config, data) -> None:
-    """config.json and data.json: what predict and notebooks need to rebuild the model and preprocessing.
-
-    A config.json of an earlier run in the workdir that differs from `config` is reported (a resumed run
-    continues with the new values) before it is replaced.
-    """
-    if jax.process_index() != 0:
-        return
-    changed = config_differences(workdir, config)
-    if changed:
-        logging.warning("This config differs from the one an earlier run wrote in %s; a resumed run keeps its "
-                        "weights and optimizer state and goes on with the new values: %s", workdir, "; ".join(changed))
-    with open(os.path.join(workdir, "config.json"), "w") as file:
-        file.write(config.to_json_best_effort(indent=2))
-    info = {"class_names": list(data.class_names), "color_stats": {
-        "mean": data.color_stats.mean, "std": data.color_stats.std,
-        "eigval": data.color_stats.eigval, "eigvec": data.color_stats.eigvec}}
-    with open(os.path.join(workdir, "data.json"), "w") as file:
-        json.dump(info, file, indent=2)
-
-
-def _check_same_model(expected: dict, directory: str, config, structure: str | None = None):
-    def check(step, metadata):
-        if structure is not None and metadata.get("opt_state_structure") not in (None, structure):
-            raise checkpoints.CheckpointMismatchError(
-                f"The checkpoint at step {step} in {directory} holds the state of another optimizer setup "
-                f"(optimizer, schedule or parameter groups changed since it was written; this config: "
-                f"optimizer={config.optimizer!r}, schedule={config.schedule!r}, freeze={config.get('freeze', '')!r}, "
-                f"linear_probe={config.get('linear_probe', False)}, backbone_lr_scale={config.get('backbone_lr_scale', 1.0)}). "
-                "Use the settings that wrote it (see its config.json), or a new --workdir."
-            )
-        saved = metadata.get("param_shapes")
-        if saved is None or saved == expected:
-            return
-        differences = [
-            f"{name}: checkpoint {saved.get(name)} vs config {expected.get(name)}"
-            for name in sorted(set(saved) | set(expected))
-            if saved.get(name) != expected.get(name)
-        ]
-        raise checkpoints.CheckpointMismatchError(
-            f"The checkpoint at step {step} in {directory} was written by a different model "
-            f"({metadata.get('model', 'unknown')}); this config builds model={config.model!r}, "
-            f"towers={config.towers}, num_classes={config.num_classes}. Differences: {'; '.join(differences[:4])}. "
-            "Use the config that wrote it, or a new --workdir."
-        )
-
-    return check
-
-
-def _prepare_workdir(workdir: str) -> None:
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, f".write_test_{socket.gethostname()}_{os.getpid()}")
-        with open(probe, "w") as file:
-            file.write("")
-        os.remove(probe)
-    except OSError as error:
-        raise TrainingError(
-            f"Cannot write to the workdir {workdir!r} ({type(error).__name__}: {error.strerror or error}). "
-            "Choose a writable --workdir."
-        ) from None
+MODEL_FIELDS = (
+    "model",
+    "towers",
+    "num_classes",
+    "normalization",
+    "norm_position",
+    "pooling",
+    "activation",
+    "conv_features",
+    "hidden_features",
+    "residual",
+)
 
 
 class _StopRequests:
@@ -260,8 +178,11 @@ class _StopRequests:
             signal.raise_signal(number)
             return
         self.signal_name = signal.Signals(number).name
-        logging.warning("%s received: finishing the current step and writing a checkpoint (send it again to stop "
-                        "at once).", self.signal_name)
+        logging.warning(
+            "%s received: finishing the current step and writing a checkpoint (send it again to stop "
+            "at once).",
+            self.signal_name,
+        )
 
     def requested(self, step: int, every: int = 10) -> bool:
         local = self.signal_name is not None
@@ -322,8 +243,11 @@ class _StepMetrics:
                     self._sums[name] = self._sums.get(name, 0.0) + float(metrics[name])
             elif not self._skip_nonfinite:
                 latest = self._latest_checkpoint()
-                kept = (f"the last checkpoint, of step {latest}, is intact and a rerun resumes from it"
-                        if latest is not None else "no checkpoint was written yet")
+                kept = (
+                    f"the last checkpoint, of step {latest}, is intact and a rerun resumes from it"
+                    if latest is not None
+                    else "no checkpoint was written yet"
+                )
                 raise TrainingError(
                     f"Non-finite loss or gradient at step {step} (loss {float(metrics['loss'])}), the first such step. "
                     f"Training stopped at step {current_step} without saving any state after the bad step: {kept}. Lower "
@@ -346,13 +270,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     """Trains `config` in `workdir`, resuming from its latest checkpoint; returns the last metrics.
 
     Raises Preempted (after checkpointing) on SIGTERM/SIGINT, TrainingError on
-    a non-finite step or an unusable workdir, CheckpointError when existing
-    checkpoints cannot be used.
+    a non-finite step, WorkdirError for an unusable workdir, CheckpointError
+    when existing checkpoints cannot be used.
     """
-    distributed.everywhere(lambda: _prepare_workdir(workdir))
+    distributed.everywhere(lambda: rundir.prepare(workdir))
     distributed.check_shared_directory(workdir)  # every process writes checkpoint shards there
-    lock = checkpoints.WorkdirLock(workdir)
-    distributed.on_process_zero(lock.acquire)  # one lock per run; the others stop too if it is taken
+    lock = rundir.WorkdirLock(workdir)
+    # one lock per run; the others stop too if it is taken
+    distributed.on_process_zero(lock.acquire)
     try:
         return _train_and_evaluate(config, workdir, _StopRequests())
     finally:
@@ -363,8 +288,8 @@ class _Setup(NamedTuple):
     """What training and evaluation both derive from a config."""
 
     mesh: Any
-    input_config: input_pipeline.InputConfig
-    data: input_pipeline.Data
+    input_config: sources.InputConfig
+    data: sources.Data
     total_steps: int
     steps_per_epoch: int
     model: AlexNet
@@ -372,6 +297,14 @@ class _Setup(NamedTuple):
     abstract: TrainState  # unboxed shapes
     shardings: Any
     target: Any  # abstract state with shardings, for restoring
+    eval_every: int  # steps between evaluations (0: after the last step only)
+    checkpoint_every: int  # steps between checkpoints (besides evaluated steps)
+
+    def model_check(self, directory: str, config):
+        """`checkpoints.model_check` for this setup's parameter shapes and optimizer state."""
+        return checkpoints.model_check(
+            directory, config, param_shapes(self.abstract.params), state_structure(self.abstract)
+        )
 
 
 def _setup(config) -> _Setup:
@@ -380,138 +313,256 @@ def _setup(config) -> _Setup:
         hosts = distributed.process_hosts()
         logging.info("%s", distributed.describe_mesh(mesh, hosts))
         if not distributed.towers_share_host(mesh, hosts):
-            logging.warning("Some data shard's towers are on different hosts: their exchanges cross the network.")
-    input_config = input_pipeline.InputConfig.from_config(config)
+            logging.warning(
+                "Some data shard's towers are on different hosts: their exchanges cross the network."
+            )
+    input_config = sources.InputConfig.from_config(config)
     # Process 0 prepares the dataset (once, on first use) before the others open it.
-    data = distributed.process_zero_first(lambda: input_pipeline.load_data(input_config))
+    data = distributed.process_zero_first(lambda: sources.load_data(input_config))
     if data.num_classes != config.num_classes:
-        raise input_pipeline.DataError(
+        raise sources.DataError(
             f"{config.dataset} has {data.num_classes} classes but config.num_classes is {config.num_classes}; "
             f"set --config.num_classes={data.num_classes}."
         )
-    sharding.data_rows(mesh, config.batch_size)  # refuses, before any work, a batch or layout the processes cannot split
+    # refuses, before any work, a batch or layout the processes cannot split
+    sharding.data_rows(mesh, config.batch_size)
     total_steps, steps_per_epoch = num_train_steps(config, len(data.train))
     model = create_model(config, mesh)
     tx = create_optimizer(config, steps_per_epoch, total_steps)
     abstract, shardings, _ = state_shardings(model, tx, mesh, config.image_size, config.seed)
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
-    return _Setup(mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target)
+    target = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
+    return _Setup(
+        mesh,
+        input_config,
+        data,
+        total_steps,
+        steps_per_epoch,
+        model,
+        tx,
+        abstract,
+        shardings,
+        target,
+        eval_every=interval_steps(config, "eval_every", steps_per_epoch),
+        checkpoint_every=interval_steps(config, "checkpoint_every", steps_per_epoch),
+    )
+
+
+class _Start(NamedTuple):
+    """Where training starts: a fresh or restored state, the plateau schedule, the skip count."""
+
+    state: TrainState
+    plateau: optim.PlateauSchedule
+    skipped: int  # non-finite steps skipped so far (skip_nonfinite_steps)
+
+
+def _start(config, setup: _Setup, checkpointer, writer: rundir.MetricsWriter) -> _Start:
+    """The latest readable checkpoint of the run (checkpoints.resume), or a fresh state (He init, or
+    `init_from`); metrics.jsonl loses what a killed run logged after that point."""
+    plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
+    init_from = config.get("init_from", "")
+    resumed = checkpoints.resume(
+        checkpointer, setup.target, setup.model_check(checkpointer.directory, config)
+    )
+    if resumed is not None:
+        if init_from:
+            logging.info(
+                "init_from=%s is not used: the run resumes from its own checkpoints", init_from
+            )
+        step, state, metadata = resumed
+        plateau.load_state_dict(metadata["plateau"])
+        writer.truncate_after(step)
+        logging.info("resumed from the checkpoint at step %d of %d", step, setup.total_steps)
+        return _Start(state, plateau, int(metadata.get("skipped_steps", 0)))
+    state = create_train_state(setup.model, setup.tx, setup.mesh, config.image_size, config.seed)
+    if init_from:
+        state = _init_from(config, setup.model, state)
+    elif parameter_groups(config) is not None:
+        logging.warning(
+            "freeze / linear_probe / backbone_lr_scale are set but init_from is not: the frozen or "
+            "slower layers start from random weights. Set --config.init_from=PATH to fine-tune."
+        )
+    # a run killed before its first checkpoint logged steps that will come again
+    writer.truncate_after(0)
+    logging.info(
+        "starting %s: %d steps (%d per epoch), mesh %s",
+        f"from {init_from}" if init_from else "from scratch",
+        setup.total_steps,
+        setup.steps_per_epoch,
+        dict(setup.mesh.shape),
+    )
+    return _Start(state, plateau, 0)
+
+
+def _with_lr_scale(state: TrainState, scale: float, mesh) -> TrainState:
+    """`state` whose optimizer multiplies the learning rate by `scale` (the plateau schedule's)."""
+    hyper = dict(state.opt_state.hyperparams)
+    hyper["learning_rate_scale"] = sharding.put_replicated(
+        np.asarray(scale, hyper["learning_rate_scale"].dtype), mesh
+    )
+    return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+
+
+def _checkpoint_metadata(config, setup: _Setup, step: int, plateau, skipped: int) -> dict:
+    """What a checkpoint records beside the state: the schedule, and what resume checks (model_check)."""
+    return {
+        "plateau": plateau.state_dict(),
+        "step": step,
+        "skipped_steps": skipped,
+        "model": f"model={config.model} towers={config.towers} num_classes={config.num_classes}",
+        "param_shapes": param_shapes(setup.abstract.params),
+        "opt_state_structure": state_structure(setup.abstract),
+    }
+
+
+class _Due(NamedTuple):
+    """What a step is followed by."""
+
+    log: bool
+    eval: bool
+    checkpoint: bool
+    stop: bool  # a stop was requested (SIGTERM/SIGINT here or on a peer)
+    last: bool
+
+    @classmethod
+    def after(cls, step: int, config, setup: _Setup, stop: _StopRequests) -> _Due:
+        last = step == setup.total_steps
+        # stop.requested is a collective every few steps: every process asks at every step.
+        stop_now = not last and stop.requested(step)
+        eval_now = last or (setup.eval_every > 0 and step % setup.eval_every == 0)
+        # Evaluated steps are checkpointed too, so the best one by validation error can be kept.
+        every = setup.checkpoint_every
+        checkpoint_now = eval_now or (every > 0 and step % every == 0)
+        log_now = last or step % config.log_every_steps == 0
+        return cls(log_now, eval_now, checkpoint_now, stop_now, last)
+
+
+class _Progress:
+    """The progress line and its metrics.jsonl record: window means, images/s, ETA."""
+
+    def __init__(self, config, setup: _Setup, writer: rundir.MetricsWriter, start_step: int):
+        self._batch_size, self._total, self._per_epoch = (
+            config.batch_size,
+            setup.total_steps,
+            setup.steps_per_epoch,
+        )
+        self._writer = writer
+        self._time, self._step = time.perf_counter(), start_step
+
+    def log(self, step: int, step_metrics: _StepMetrics) -> dict:
+        """Writes and logs the window since the last call (after `step_metrics.check`); returns its record."""
+        seconds = time.perf_counter() - self._time
+        images_per_second = (step - self._step) * self._batch_size / max(seconds, 1e-9)
+        eta = (self._total - step) * seconds / max(step - self._step, 1)
+        self._time, self._step = time.perf_counter(), step
+        record = step_metrics.window_means()
+        record.update(
+            images_per_second=images_per_second,
+            epoch=step / self._per_epoch,
+            skipped_steps=step_metrics.skipped,
+        )
+        self._writer.write(step, record)
+        logging.info(
+            "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
+            step,
+            self._total,
+            step / self._per_epoch,
+            record["loss"],
+            record["top1_error"],
+            record["learning_rate"],
+            images_per_second,
+            _format_seconds(eta),
+        )
+        return record
 
 
 def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
-    mesh, input_config, data, total_steps, steps_per_epoch, model, tx, abstract, shardings, target = _setup(config)
-    p_train, p_eval = compile_steps(model, tx, mesh, shardings, float(config.get("label_smoothing", 0.0)))
-    extra_crops = final_eval_crops(config, input_config)
-    plateau = optim.PlateauSchedule(patience=config.plateau_patience, max_drops=config.max_lr_drops)
-    writer = MetricsWriter(workdir, enabled=jax.process_index() == 0)
-    _save_run_info(workdir, config, data)
-
-    checkpointer = checkpoints.Checkpointer(
-        os.path.join(workdir, checkpoints.CHECKPOINT_SUBDIR), max_to_keep=config.keep_checkpoints
+    setup = _setup(config)
+    mesh, data, input_config = setup.mesh, setup.data, setup.input_config
+    p_train, p_eval = compile_steps(
+        setup.model, setup.tx, mesh, setup.shardings, float(config.get("label_smoothing", 0.0))
     )
-    expected_shapes = param_shapes(abstract.params)
-    structure = state_structure(abstract)
-    if checkpointer.latest_step() is None and checkpointer.damaged_steps():
-        checkpointer.restore_latest_readable(None)  # raises CheckpointError: never restart silently over them
-    skipped = 0  # non-finite steps skipped so far (skip_nonfinite_steps)
-    if checkpointer.latest_step() is None:
-        state = create_train_state(model, tx, mesh, config.image_size, config.seed)
-        if config.get("init_from", ""):
-            state = _init_from(config, model, state)
-        elif parameter_groups(config) is not None:
-            logging.warning("freeze / linear_probe / backbone_lr_scale are set but init_from is not: the frozen or "
-                            "slower layers start from random weights. Set --config.init_from=PATH to fine-tune.")
-        writer.truncate_after(0)  # a run killed before its first checkpoint logged steps that will come again
-        logging.info("starting %s: %d steps (%d per epoch), mesh %s",
-                     f"from {config.init_from}" if config.get("init_from", "") else "from scratch", total_steps,
-                     steps_per_epoch, dict(mesh.shape))
-    else:
-        if config.get("init_from", ""):
-            logging.info("init_from=%s is not used: the run resumes from its own checkpoints", config.init_from)
-        latest, state, metadata = checkpointer.restore_latest_readable(
-            target, check=_check_same_model(expected_shapes, checkpointer.directory, config, structure)
+    extra_crops = final_eval_crops(config, input_config)
+    writer = rundir.MetricsWriter(workdir, enabled=jax.process_index() == 0)
+    if jax.process_index() == 0:
+        rundir.write_run_info(workdir, config, data.class_names, data.color_stats)
+    checkpointer = checkpoints.Checkpointer(
+        os.path.join(workdir, rundir.CHECKPOINT_SUBDIR), max_to_keep=config.keep_checkpoints
+    )
+    try:  # closing the checkpointer finishes pending writes, also when training stops on an error
+        state, plateau, skipped = _start(config, setup, checkpointer, writer)
+        state = _with_lr_scale(state, plateau.scale, mesh)
+        start_step = int(jax.device_get(state.step))
+        dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)
+        # this process's rows of every global batch
+        rows = sharding.data_rows(mesh, config.batch_size)
+        batches = batching.train_dataset(
+            data, input_config, config.batch_size, start_step=start_step, rows=rows
         )
-        plateau.load_state_dict(metadata["plateau"])
-        skipped = int(metadata.get("skipped_steps", 0))
-        writer.truncate_after(latest)
-        logging.info("resumed from the checkpoint at step %d of %d", latest, total_steps)
-    model_description = f"model={config.model} towers={config.towers} num_classes={config.num_classes}"
-
-    start_step = int(jax.device_get(state.step))
-    dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)
-    rows = sharding.data_rows(mesh, config.batch_size)  # this process's rows of every global batch
-    batches = input_pipeline.train_dataset(data, input_config, config.batch_size, start_step=start_step, rows=rows)
-    batches = batches.as_numpy_iterator()
-
-    def set_lr_scale(state):
-        hyper = dict(state.opt_state.hyperparams)
-        hyper["learning_rate_scale"] = sharding.put_replicated(np.asarray(plateau.scale, hyper["learning_rate_scale"].dtype), mesh)
-        return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
-
-    state = set_lr_scale(state)
-    last_metrics: dict = {}
-    step_metrics = _StepMetrics(skipped, config.skip_nonfinite_steps, checkpointer.latest_step)
-    timer_start, timer_step = time.perf_counter(), start_step
-
-    def metadata(step: int) -> dict:
-        return {"plateau": plateau.state_dict(), "step": step, "model": model_description,
-                "skipped_steps": step_metrics.skipped, "param_shapes": expected_shapes, "opt_state_structure": structure}
-
-    try:
+        batches = batches.as_numpy_iterator()
+        step_metrics = _StepMetrics(skipped, config.skip_nonfinite_steps, checkpointer.latest_step)
+        progress = _Progress(config, setup, writer, start_step)
+        last_metrics: dict = {}
         with stop:  # SIGTERM/SIGINT from here on: finish the step, checkpoint, exit 75
-            for step in range(start_step + 1, total_steps + 1):
-                batch = sharding.host_batch_to_global(next(batches), mesh, rows)
-                state, metrics = p_train(state, batch, dropout_key)
+            for step in range(start_step + 1, setup.total_steps + 1):
+                state, metrics = p_train(
+                    state, sharding.host_batch_to_global(next(batches), mesh, rows), dropout_key
+                )
                 step_metrics.add(step, metrics)
-                is_last = step == total_steps
-                stop_now = not is_last and stop.requested(step)
-                log_now = step % config.log_every_steps == 0 or is_last
-                eval_now = (config.eval_every_steps > 0 and step % config.eval_every_steps == 0) or is_last
-                # Evaluated steps are checkpointed too, so the best one by validation error can be kept.
-                checkpoint_now = (config.checkpoint_every_steps > 0 and step % config.checkpoint_every_steps == 0) or eval_now
-                if not (log_now or eval_now or checkpoint_now or stop_now):
+                due = _Due.after(step, config, setup, stop)
+                if not (due.log or due.eval or due.checkpoint or due.stop):
                     continue
                 step_metrics.check(step)
-                if log_now:
-                    seconds = time.perf_counter() - timer_start
-                    images_per_second = (step - timer_step) * config.batch_size / max(seconds, 1e-9)
-                    eta = (total_steps - step) * seconds / max(step - timer_step, 1)
-                    timer_start, timer_step = time.perf_counter(), step
-                    record = step_metrics.window_means()
-                    record.update(images_per_second=images_per_second, epoch=step / steps_per_epoch,
-                                  skipped_steps=step_metrics.skipped)
-                    writer.write(step, record)
-                    logging.info(
-                        "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
-                        step, total_steps, step / steps_per_epoch, record["loss"], record["top1_error"],
-                        record["learning_rate"], images_per_second, _format_seconds(eta),
-                    )
-                    last_metrics.update(record)
+                if due.log:
+                    last_metrics.update(progress.log(step, step_metrics))
                 eval_metrics = None
-                if eval_now:
-                    extra = extra_crops if is_last else ()  # the final evaluation: every protocol asked for
-                    eval_metrics = evaluate_protocols(p_eval, ((state.params, state.batch_stats),), data, input_config,
-                                                      mesh, config.batch_size, extra)
-                    if config.schedule == "plateau" and plateau.update(eval_metrics["val_top1_error"]):
-                        logging.info("validation error stopped improving: learning rate x%.0e (drop %d)", plateau.scale, plateau.drops)
-                        state = set_lr_scale(state)
+                if due.eval:
+                    # the final evaluation: every protocol asked for
+                    extra = extra_crops if due.last else ()
+                    eval_metrics = evaluate_protocols(
+                        p_eval,
+                        ((state.params, state.batch_stats),),
+                        data,
+                        input_config,
+                        mesh,
+                        config.batch_size,
+                        extra,
+                    )
+                    if config.schedule == "plateau" and plateau.update(
+                        eval_metrics["val_top1_error"]
+                    ):
+                        logging.info(
+                            "validation error stopped improving: learning rate x%.0e (drop %d)",
+                            plateau.scale,
+                            plateau.drops,
+                        )
+                        state = _with_lr_scale(state, plateau.scale, mesh)
                     writer.write(step, {**eval_metrics, "lr_scale": plateau.scale})
-                    _log_protocols(f"eval at step {step}", eval_metrics, input_config.eval_crop, extra)
+                    _log_protocols(
+                        f"eval at step {step}", eval_metrics, input_config.eval_crop, extra
+                    )
                     last_metrics.update(eval_metrics)
-                if checkpoint_now or stop_now:
-                    checkpointer.save(step, state, metadata(step), metrics=eval_metrics)
-                if stop_now:
+                if due.checkpoint or due.stop:
+                    metadata = _checkpoint_metadata(
+                        config, setup, step, plateau, step_metrics.skipped
+                    )
+                    checkpointer.save(step, state, metadata, metrics=eval_metrics)
+                if due.stop:
                     checkpointer.wait()
                     raise Preempted(
-                        f"Stopped by {stop.signal_name or 'a peer process'} after step {step} of {total_steps}; a checkpoint "
-                        "was written. Rerun the same command to continue from there."
+                        f"Stopped by {stop.signal_name or 'a peer process'} after step {step} of "
+                        f"{setup.total_steps}; a checkpoint was written. Rerun the same command to "
+                        "continue from there."
                     )
     finally:
-        checkpointer.close()  # finishes pending writes, also when training stops on an error
+        checkpointer.close()
     return last_metrics
 
 
-def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = (), other_workdirs: Sequence[str] = ()) -> dict:
+def evaluate_checkpoints(
+    config, workdir: str, steps: Sequence[int] = (), other_workdirs: Sequence[str] = ()
+) -> dict:
     """Evaluates the latest checkpoint of `workdir`, or an ensemble: softmax outputs averaged over its `steps` and
     the latest checkpoint of each of `other_workdirs`.
 
@@ -520,33 +571,50 @@ def evaluate_checkpoints(config, workdir: str, steps: Sequence[int] = (), other_
     weaker ensemble. Every member must be the model of `config`. Each protocol of `final_eval_crops` is reported
     too.
     """
-    mesh, input_config, data, _, _, model, tx, abstract, shardings, target = _setup(config)
+    setup = _setup(config)
+    mesh, input_config, data = setup.mesh, setup.input_config, setup.data
     own = [(workdir, step) for step in steps] or [(workdir, None)]
     members, described, own_steps = [], [], []
     for directory, step in own + [(other, None) for other in other_workdirs]:
-        if not os.path.isdir(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR)):
-            raise FileNotFoundError(f"No checkpoints in {directory}; train first (python main.py --workdir={directory}).")
-        differences = config_differences(directory, config, MODEL_FIELDS)
+        if not os.path.isdir(os.path.join(directory, rundir.CHECKPOINT_SUBDIR)):
+            raise MissingFileError(
+                f"No checkpoints in {directory}; train first (python main.py --workdir={directory})."
+            )
+        differences = rundir.config_differences(directory, config, MODEL_FIELDS)
         if differences:
             raise checkpoints.CheckpointMismatchError(
                 f"{directory} holds another network than this config builds ({'; '.join(differences)}); an ensemble's "
                 "members must be runs of the same model: pass the config that trained them."
             )
-        with checkpoints.Checkpointer(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR), async_save=False) as checkpointer:
+        with checkpoints.Checkpointer(
+            os.path.join(directory, rundir.CHECKPOINT_SUBDIR), async_save=False
+        ) as checkpointer:
             step = checkpointer.latest_step() if step is None else step
             if step is None:
-                raise FileNotFoundError(f"No checkpoint in {directory}; train first (python main.py --workdir={directory}).")
+                raise MissingFileError(
+                    f"No checkpoint in {directory}; train first (python main.py --workdir={directory})."
+                )
             if step not in checkpointer.all_steps():
-                raise FileNotFoundError(f"No checkpoint for step {step} in {directory}; there are {checkpointer.all_steps()}.")
-            check = _check_same_model(param_shapes(abstract.params), checkpointer.directory, config, state_structure(abstract))
-            check(step, checkpointer.read_metadata(step))
-            state, _ = checkpointer.restore(target, step)
+                raise MissingFileError(
+                    f"No checkpoint for step {step} in {directory}; there are {checkpointer.all_steps()}."
+                )
+            setup.model_check(checkpointer.directory, config)(
+                step, checkpointer.read_metadata(step)
+            )
+            state, _ = checkpointer.restore(setup.target, step)
         members.append((state.params, state.batch_stats))
         described.append(f"{directory}@{step}")
         if len(own_steps) < len(own):
             own_steps.append(step)
-    _, p_eval = compile_steps(model, tx, mesh, shardings)
+    _, p_eval = compile_steps(setup.model, setup.tx, mesh, setup.shardings)
     extra_crops = final_eval_crops(config, input_config)
-    metrics = evaluate_protocols(p_eval, tuple(members), data, input_config, mesh, config.batch_size, extra_crops)
-    _log_protocols(f"{len(members)} checkpoint(s) {', '.join(described)}", metrics, input_config.eval_crop, extra_crops)
+    metrics = evaluate_protocols(
+        p_eval, tuple(members), data, input_config, mesh, config.batch_size, extra_crops
+    )
+    _log_protocols(
+        f"{len(members)} checkpoint(s) {', '.join(described)}",
+        metrics,
+        input_config.eval_crop,
+        extra_crops,
+    )
     return {**metrics, "steps": own_steps, "members": described}

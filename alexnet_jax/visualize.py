@@ -35,22 +35,22 @@ after a run (the training loop draws nothing).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from typing import Mapping, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from alexnet_jax import input_pipeline, metrics, predict  # noqa: E402
-from alexnet_jax.models import AlexNet  # noqa: E402
+from alexnet_jax import metrics, predict, rundir
+from alexnet_jax.data import batching, sources
+from alexnet_jax.errors import UserError
+from alexnet_jax.models import AlexNet
+from alexnet_jax.rundir import read_metrics  # noqa: F401  (visualize.read_metrics: its name here before)
 
 __all__ = [
     "METRICS_FILE",
@@ -64,6 +64,7 @@ __all__ = [
     "plot_training_curves",
     "plot_predictions",
     "sample_photo",
+    "save_figure",
     "displayable",
     "write_conv1_filters",
     "write_feature_maps",
@@ -72,7 +73,7 @@ __all__ = [
     "write_pictures",
 ]
 
-METRICS_FILE = "metrics.jsonl"
+METRICS_FILE = rundir.METRICS_FILE
 CURVES_FILE = "training_curves.png"
 PICTURES = ("conv1_filters.png", "feature_maps.png", CURVES_FILE, "predictions.png")
 
@@ -86,7 +87,7 @@ PREDICTION_WIDTH = 5.75
 CURVES_SIZE = (10.0, 7.0)
 
 
-def _save(figure: Figure, path: str) -> str:
+def save_figure(figure: Figure, path: str) -> str:
     """Renders `figure` with the Agg canvas into the PNG `path` (folders created); returns `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -98,15 +99,19 @@ def _save(figure: Figure, path: str) -> str:
 def _inches(figure: Figure, left: float, bottom: float, width: float, height: float):
     """An axes placed in inches from the figure's bottom-left corner."""
     figure_width, figure_height = figure.get_size_inches()
-    axes = figure.add_axes((left / figure_width, bottom / figure_height, width / figure_width, height / figure_height))
+    axes = figure.add_axes(
+        (left / figure_width, bottom / figure_height, width / figure_width, height / figure_height)
+    )
     axes.set_xticks([])
     axes.set_yticks([])
     return axes
 
 
-def displayable(images: np.ndarray, stats: input_pipeline.ColorStats) -> np.ndarray:
+def displayable(images: np.ndarray, stats: sources.ColorStats) -> np.ndarray:
     """Normalized images (..., 3) back to RGB in [0, 1] for display."""
-    return np.clip(np.asarray(images, np.float32) * np.asarray(stats.std) + np.asarray(stats.mean), 0.0, 1.0)
+    return np.clip(
+        np.asarray(images, np.float32) * np.asarray(stats.std) + np.asarray(stats.mean), 0.0, 1.0
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -127,7 +132,9 @@ def filter_grids(kernel: np.ndarray, columns: int = 16, gap: int = 1) -> list[np
     if kernel.ndim == 4:
         kernel = kernel[None]
     if kernel.ndim != 5 or kernel.shape[-2] != 3:
-        raise ValueError(f"Expected a conv1 kernel (kh, kw, 3, C) or (towers, kh, kw, 3, C), got shape {kernel.shape}.")
+        raise ValueError(
+            f"Expected a conv1 kernel (kh, kw, 3, C) or (towers, kh, kw, 3, C), got shape {kernel.shape}."
+        )
     _, height, width, _, count = kernel.shape
     columns = min(columns, count)
     rows = math.ceil(count / columns)
@@ -171,8 +178,15 @@ def plot_conv1_filters(kernel: np.ndarray, path: str, columns: int = 16, dpi: in
             title = f"tower {tower} (GPU {tower + 1} in the paper): {count} kernels of {size}"
         else:
             title = f"conv1: {count} kernels of {size}, each scaled to its own range"
-        figure.text(0.5, (bottom + block - TITLE_STRIP / 2) / (towers * block), title, ha="center", va="center", fontsize=9)
-    return _save(figure, path)
+        figure.text(
+            0.5,
+            (bottom + block - TITLE_STRIP / 2) / (towers * block),
+            title,
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+    return save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------
@@ -189,14 +203,23 @@ def capture_activations(model: AlexNet, params, images: np.ndarray) -> dict[str,
     """
 
     def forward(params, images):
-        return model.apply({"params": params}, images, train=False, mutable=["intermediates"])[1]["intermediates"]
+        return model.apply({"params": params}, images, train=False, mutable=["intermediates"])[1][
+            "intermediates"
+        ]
 
-    captured = jax.jit(forward)(params, jnp.asarray(images))  # one compilation instead of one per operation
-    return {name: np.asarray(values[0], np.float32) for name, values in captured.items()}  # also for bfloat16 models
+    # one compilation instead of one per operation
+    captured = jax.jit(forward)(params, jnp.asarray(images))
+    return {
+        name: np.asarray(values[0], np.float32) for name, values in captured.items()
+    }  # also for bfloat16 models
 
 
 def plot_feature_maps(
-    image: np.ndarray, activations: Mapping[str, np.ndarray], path: str, channels: int = 8, dpi: int = 100
+    image: np.ndarray,
+    activations: Mapping[str, np.ndarray],
+    path: str,
+    channels: int = 8,
+    dpi: int = 100,
 ) -> str:
     """Writes the input and the first `channels` maps of every conv stage to the PNG `path`.
 
@@ -210,30 +233,54 @@ def plot_feature_maps(
     """
     stages = [(name, np.asarray(maps)) for name, maps in activations.items() if np.ndim(maps) == 3]
     if not stages:
-        raise ValueError("No feature maps (H, W, C) among the activations; pass one image's conv stages.")
+        raise ValueError(
+            "No feature maps (H, W, C) among the activations; pass one image's conv stages."
+        )
     rows = 1 + len(stages)
     width, height = MAP_LABELS + channels * MAP_CELL, TITLE_STRIP + rows * MAP_CELL
     figure = Figure(figsize=(width, height), dpi=dpi)
-    figure.text(0.5, 1 - TITLE_STRIP / 2 / height, f"first {channels} channels of each stage, "
-                "one colour scale per stage (0 to its largest value)", ha="center", va="center", fontsize=9)
+    figure.text(
+        0.5,
+        1 - TITLE_STRIP / 2 / height,
+        f"first {channels} channels of each stage, "
+        "one colour scale per stage (0 to its largest value)",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
     pad = 0.04
 
     def cell(row: int, column: int):
         bottom = height - TITLE_STRIP - (row + 1) * MAP_CELL + pad
-        return _inches(figure, MAP_LABELS + column * MAP_CELL + pad, bottom, MAP_CELL - 2 * pad, MAP_CELL - 2 * pad)
+        return _inches(
+            figure,
+            MAP_LABELS + column * MAP_CELL + pad,
+            bottom,
+            MAP_CELL - 2 * pad,
+            MAP_CELL - 2 * pad,
+        )
 
     def label(row: int, text: str):
-        figure.text(0.08 / width, 1 - (TITLE_STRIP + (row + 0.5) * MAP_CELL) / height, text, va="center", fontsize=8)
+        figure.text(
+            0.08 / width,
+            1 - (TITLE_STRIP + (row + 0.5) * MAP_CELL) / height,
+            text,
+            va="center",
+            fontsize=8,
+        )
 
     cell(0, 0).imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
     label(0, f"input\n{image.shape[0]}x{image.shape[1]}x3")
     for row, (name, maps) in enumerate(stages, start=1):
-        low, scale = min(0.0, float(maps.min())), max(float(maps.max()), 1e-12)  # low < 0 only for tanh
+        # low < 0 only for tanh
+        low, scale = (min(0.0, float(maps.min())), max(float(maps.max()), 1e-12))
         for channel in range(min(channels, maps.shape[-1])):
-            cell(row, channel).imshow(maps[..., channel], cmap="viridis", vmin=low, vmax=scale, interpolation="nearest")
+            cell(row, channel).imshow(
+                maps[..., channel], cmap="viridis", vmin=low, vmax=scale, interpolation="nearest"
+            )
         layer, stage = name.split("_")
         label(row, f"{layer} {stage}\n{'x'.join(map(str, maps.shape))}\nmax {scale:.3g}")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def sample_photo() -> np.ndarray:
@@ -245,32 +292,6 @@ def sample_photo() -> np.ndarray:
 
 # ---------------------------------------------------------------------------
 # Training curves
-
-
-def read_metrics(workdir: str) -> list[dict]:
-    """The records of `<workdir>/metrics.jsonl`, in file order; a line cut short by a kill is skipped.
-
-    Raises FileNotFoundError (no file: not a training workdir, or nothing
-    logged yet) or ValueError (no record with a step).
-    """
-    path = os.path.join(workdir, METRICS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} not found: {workdir!r} is not the --workdir of a training run, or the run has not logged yet. "
-            f"Train first (python main.py --workdir={workdir}) or point --workdir at a run."
-        )
-    records = []
-    with open(path) as file:
-        for line in file:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and "step" in record:
-                records.append(record)
-    if not records:
-        raise ValueError(f"{path} holds no records yet; let the run log at least once (every log_every_steps).")
-    return records
 
 
 def plateau_drops(records: Sequence[Mapping]) -> list[int]:
@@ -306,9 +327,19 @@ def plot_training_curves(records: Sequence[Mapping], path: str, dpi: int = 100) 
         if points:
             axes.plot(*zip(*points), label=label, **style)
 
-    for axes, key, title in zip(panels[:3], ("loss", "top1_error", "top5_error"), ("loss", "top-1 error", "top-5 error")):
+    for axes, key, title in zip(
+        panels[:3], ("loss", "top1_error", "top5_error"), ("loss", "top-1 error", "top-5 error")
+    ):
         curve(axes, progress, key, "train (batch, augmented)", color="tab:blue", linewidth=1)
-        curve(axes, evaluations, f"val_{key}", "validation (exact)", color="tab:orange", marker="o", markersize=4)
+        curve(
+            axes,
+            evaluations,
+            f"val_{key}",
+            "validation (exact)",
+            color="tab:orange",
+            marker="o",
+            markersize=4,
+        )
         axes.set_title(title, fontsize=10)
         if key != "loss":
             axes.set_ylim(bottom=0.0)
@@ -319,7 +350,9 @@ def plot_training_curves(records: Sequence[Mapping], path: str, dpi: int = 100) 
         rates.set_yscale("log")
     for axes in panels:
         for index, step in enumerate(drops):
-            axes.axvline(step, color="grey", linestyle=":", label="plateau: lr / 10" if index == 0 else None)
+            axes.axvline(
+                step, color="grey", linestyle=":", label="plateau: lr / 10" if index == 0 else None
+            )
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize=8)
@@ -329,9 +362,11 @@ def plot_training_curves(records: Sequence[Mapping], path: str, dpi: int = 100) 
     if epochs:
         steps_per_epoch = epochs[-1][0] / max(epochs[-1][1], 1e-12)
         for axes in panels[:2]:
-            top = axes.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch))
+            top = axes.secondary_xaxis(
+                "top", functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch)
+            )
             top.set_xlabel("epoch", fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------
@@ -354,30 +389,48 @@ def plot_predictions(
     """
     count = len(images)
     if count == 0 or len(predictions) != count or (labels is not None and len(labels) != count):
-        raise ValueError(f"Need as many predictions (and labels) as images; got {count} images, "
-                         f"{len(predictions)} predictions, {None if labels is None else len(labels)} labels.")
+        raise ValueError(
+            f"Need as many predictions (and labels) as images; got {count} images, "
+            f"{len(predictions)} predictions, {None if labels is None else len(labels)} labels."
+        )
     height = TITLE_STRIP + count * PREDICTION_ROW
     figure = Figure(figsize=(PREDICTION_WIDTH, height), dpi=dpi)
-    figure.text(0.5, 1 - TITLE_STRIP / 2 / height, "validation images: the five most probable classes",
-                ha="center", va="center", fontsize=9)
+    figure.text(
+        0.5,
+        1 - TITLE_STRIP / 2 / height,
+        "validation images: the five most probable classes",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
     for row, (image, best) in enumerate(zip(images, predictions)):
         bottom = height - TITLE_STRIP - (row + 1) * PREDICTION_ROW
         picture = _inches(figure, 0.25, bottom + 0.125, 1.0, 1.0)
         picture.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
         if labels is not None:
             picture.set_title(f"label: {labels[row]}", fontsize=8)
-        bars = _inches(figure, 2.25, bottom + 0.25, 2.5, 1.0)  # class names to its left, percentages to its right
+        # class names to its left, percentages to its right
+        bars = _inches(figure, 2.25, bottom + 0.25, 2.5, 1.0)
         names = [name[:16] for name, _ in best]
         probabilities = [probability for _, probability in best]
-        colours = ["tab:green" if labels is not None and name == labels[row] else "tab:grey" for name, _ in best]
+        colours = [
+            "tab:green" if labels is not None and name == labels[row] else "tab:grey"
+            for name, _ in best
+        ]
         positions = np.arange(len(best))[::-1]
         bars.barh(positions, probabilities, color=colours)
         bars.set_yticks(positions, names, fontsize=8)
         bars.set_xlim(0.0, 1.0)
         for position, probability in zip(positions, probabilities):
-            bars.text(min(probability, 1.0) + 0.02, position, f"{probability:.1%}", va="center", fontsize=7)
+            bars.text(
+                min(probability, 1.0) + 0.02,
+                position,
+                f"{probability:.1%}",
+                va="center",
+                fontsize=7,
+            )
         bars.tick_params(axis="x", labelsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------
@@ -386,24 +439,43 @@ def plot_predictions(
 
 def write_conv1_filters(run: predict.TrainedRun, out: str, dpi: int = 100) -> str:
     """`<out>/conv1_filters.png` from the run's conv1 kernel; returns its path."""
-    return plot_conv1_filters(run.params["conv1"]["kernel"], os.path.join(out, PICTURES[0]), dpi=dpi)
+    return plot_conv1_filters(
+        run.params["conv1"]["kernel"], os.path.join(out, PICTURES[0]), dpi=dpi
+    )
 
 
 def write_feature_maps(
-    run: predict.TrainedRun, out: str, image_path: str | None = None, channels: int = 8, dpi: int = 100
+    run: predict.TrainedRun,
+    out: str,
+    image_path: str | None = None,
+    channels: int = 8,
+    dpi: int = 100,
 ) -> str:
     """`<out>/feature_maps.png` for an image file (default: `sample_photo()`), preprocessed as in evaluation."""
     if image_path:
         image = predict.preprocess(image_path, run.config, run.color_stats, ten_crop=False)
     else:
-        image = predict.preprocess_image(sample_photo(), run.config, run.color_stats, ten_crop=False)
-    activations = {name: maps[0] for name, maps in capture_activations(run.model, run.params, image[None]).items()}
-    return plot_feature_maps(displayable(image, run.color_stats), activations, os.path.join(out, PICTURES[1]), channels, dpi)
+        image = predict.preprocess_image(
+            sample_photo(), run.config, run.color_stats, ten_crop=False
+        )
+    activations = {
+        name: maps[0]
+        for name, maps in capture_activations(run.model, run.params, image[None]).items()
+    }
+    return plot_feature_maps(
+        displayable(image, run.color_stats),
+        activations,
+        os.path.join(out, PICTURES[1]),
+        channels,
+        dpi,
+    )
 
 
 def write_training_curves(workdir: str, out: str | None = None, dpi: int = 100) -> str:
     """`<out>/training_curves.png` (default: in the workdir) from `<workdir>/metrics.jsonl`; returns its path."""
-    return plot_training_curves(read_metrics(workdir), os.path.join(out or workdir, CURVES_FILE), dpi)
+    return plot_training_curves(
+        read_metrics(workdir), os.path.join(out or workdir, CURVES_FILE), dpi
+    )
 
 
 def try_write_training_curves(workdir: str) -> str | None:
@@ -411,26 +483,35 @@ def try_write_training_curves(workdir: str) -> str | None:
     try:
         path = write_training_curves(workdir)
     except Exception as error:  # noqa: BLE001 - a picture must never cost a finished run
-        logging.warning("Could not plot the training curves into %s (%s: %s); the run itself is complete. "
-                        "Retry with: python -m alexnet_jax.visualize --workdir=%s", workdir, type(error).__name__,
-                        error, workdir)
+        logging.warning(
+            "Could not plot the training curves into %s (%s: %s); the run itself is complete. "
+            "Retry with: python -m alexnet_jax.visualize --workdir=%s",
+            workdir,
+            type(error).__name__,
+            error,
+            workdir,
+        )
         return None
     logging.info("training curves: %s", path)
     return path
 
 
-def write_predictions(run: predict.TrainedRun, out: str, num_images: int = 6, dpi: int = 100) -> str:
+def write_predictions(
+    run: predict.TrainedRun, out: str, num_images: int = 6, dpi: int = 100
+) -> str:
     """`<out>/predictions.png`: the first `num_images` validation images (centre crops) and their top 5."""
-    input_config = dataclasses.replace(input_pipeline.InputConfig.from_config(run.config), eval_crop="center")
-    data = input_pipeline.load_data(input_config)
-    dataset, _ = input_pipeline.eval_dataset(data, input_config, num_images)
+    input_config = dataclasses.replace(
+        sources.InputConfig.from_config(run.config), eval_crop="center"
+    )
+    data = sources.load_data(input_config)
+    dataset, _ = batching.eval_dataset(data, input_config, num_images)
     batch = next(dataset.as_numpy_iterator())
     if "mask" in batch:  # a split smaller than num_images is padded: show its real images only
         batch = {key: value[batch["mask"].astype(bool)] for key, value in batch.items()}
     probabilities = np.asarray(
-        jax.jit(lambda params, images: metrics.predict_probabilities(run.model, ((params, {}),), images))(
-            run.params, jnp.asarray(batch["image"])
-        )
+        jax.jit(
+            lambda params, images: metrics.predict_probabilities(run.model, ((params, {}),), images)
+        )(run.params, jnp.asarray(batch["image"]))
     )
     return plot_predictions(
         displayable(batch["image"], data.color_stats),
@@ -452,7 +533,7 @@ def write_pictures(
 ) -> dict[str, str]:
     """Writes the four pictures of a training run into `out` (default: the workdir); returns name -> path.
 
-    Raises FileNotFoundError or ValueError saying what is missing (metrics,
+    Raises a UserError (MissingFileError, WorkdirError, ...) saying what is missing (metrics,
     config.json/data.json, checkpoints, the image file).
     """
     out = out or workdir
@@ -477,7 +558,9 @@ def define_flags() -> None:
     flags.DEFINE_string("workdir", None, "The --workdir of a training run.")
     flags.DEFINE_string("out", "", "Folder for the PNGs (default: the workdir).")
     flags.DEFINE_integer("step", None, "Checkpoint step (default: the latest).")
-    flags.DEFINE_string("image", "", "Image file for the feature maps (default: scikit-learn's china.jpg).")
+    flags.DEFINE_string(
+        "image", "", "Image file for the feature maps (default: scikit-learn's china.jpg)."
+    )
     flags.DEFINE_integer("channels", 8, "Feature maps shown per stage.")
     flags.DEFINE_integer("num_images", 6, "Validation images with their top-5 predictions.")
     flags.DEFINE_integer("dpi", 100, "Pixels per inch of the PNGs.")
@@ -487,10 +570,19 @@ def define_flags() -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)  # the command prints what it wrote; no library INFO lines (tfds, JAX)
+    # the command prints what it wrote; no library INFO lines (tfds, JAX)
+    logging.set_verbosity(logging.WARNING)
     try:
-        paths = write_pictures(FLAGS.workdir, FLAGS.out, FLAGS.step, FLAGS.image, FLAGS.channels, FLAGS.num_images, FLAGS.dpi)
-    except (FileNotFoundError, ValueError, input_pipeline.DataError) as error:
+        paths = write_pictures(
+            FLAGS.workdir,
+            FLAGS.out,
+            FLAGS.step,
+            FLAGS.image,
+            FLAGS.channels,
+            FLAGS.num_images,
+            FLAGS.dpi,
+        )
+    except UserError as error:  # one line; anything else is a bug and keeps its traceback
         raise SystemExit(f"error: {error}") from None
     for path in paths.values():
         print(f"{path}  ({os.path.getsize(path) / 1024:.0f} KB)")

@@ -34,8 +34,14 @@ def median_ms(fn, args, repeats: int, warmup: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def time_steps(step: Callable[[Any], Any], carry, repeats: int, warmup: int, sync: Callable[[Any], Any] = lambda c: c,
-               before_timed: Callable[[], Any] | None = None) -> dict:
+def time_steps(
+    step: Callable[[Any], Any],
+    carry,
+    repeats: int,
+    warmup: int,
+    sync: Callable[[Any], Any] = lambda c: c,
+    before_timed: Callable[[], Any] | None = None,
+) -> dict:
     """Wall times of `carry = step(carry)`, threaded through `warmup` untimed and `repeats` timed calls.
 
     For steps that donate or update their input (a train state), so the
@@ -55,15 +61,24 @@ def time_steps(step: Callable[[Any], Any], carry, repeats: int, warmup: int, syn
     if before_timed is not None:
         before_timed()
     times = []
-    busy_start, own_start, wall_start = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    busy_start, own_start, wall_start = (
+        machine_busy_seconds(),
+        time.process_time(),
+        time.perf_counter(),
+    )
     for _ in range(repeats):
         start = time.perf_counter()
         carry = sync(step(carry))
         times.append(time.perf_counter() - start)
     wall = time.perf_counter() - wall_start
     others = max(0.0, machine_busy_seconds() - busy_start - (time.process_time() - own_start))
-    return dict(warmup_s=warmup_s, times_s=times, median_ms=1e3 * statistics.median(times), carry=carry,
-                other_cores=others / max(wall, 1e-9))
+    return dict(
+        warmup_s=warmup_s,
+        times_s=times,
+        median_ms=1e3 * statistics.median(times),
+        carry=carry,
+        other_cores=others / max(wall, 1e-9),
+    )
 
 
 def cpu_cores() -> int:
@@ -167,8 +182,14 @@ def jax_train_step(config, mesh) -> dict:
     start = time.perf_counter()
     compiled = p_train.lower(state, batch, dropout_key).compile()
     compile_s = time.perf_counter() - start
-    return dict(p_train=p_train, compiled=compiled, compile_s=compile_s, state=state, batch=batch,
-                dropout_key=dropout_key)
+    return dict(
+        p_train=p_train,
+        compiled=compiled,
+        compile_s=compile_s,
+        state=state,
+        batch=batch,
+        dropout_key=dropout_key,
+    )
 
 
 def run_jax_steps(setup: dict, repeats: int, warmup: int, before_timed=None) -> dict:
@@ -182,9 +203,16 @@ def run_jax_steps(setup: dict, repeats: int, warmup: int, before_timed=None) -> 
     import jax
     import numpy as np
 
-    p_train, state, batch, dropout_key = setup["p_train"], setup["state"], setup["batch"], setup["dropout_key"]
+    p_train, state, batch, dropout_key = (
+        setup["p_train"],
+        setup["state"],
+        setup["batch"],
+        setup["dropout_key"],
+    )
     setup["state"] = None  # donated below: the caller must not use it again
-    head = max((name for name in state.params if name.startswith("fc")), key=lambda name: int(name[2:]))
+    head = max(
+        (name for name in state.params if name.startswith("fc")), key=lambda name: int(name[2:])
+    )
     head_bias = np.asarray(jax.device_get(state.params[head]["bias"])).copy()
     metrics = []
 
@@ -193,12 +221,18 @@ def run_jax_steps(setup: dict, repeats: int, warmup: int, before_timed=None) -> 
         metrics.append(step_metrics)
         return state
 
-    timing = time_steps(step, state, repeats, warmup, sync=jax.block_until_ready, before_timed=before_timed)
+    timing = time_steps(
+        step, state, repeats, warmup, sync=jax.block_until_ready, before_timed=before_timed
+    )
     state = timing.pop("carry")
     losses = [float(m["loss"]) for m in jax.device_get(metrics)]
     changed = not np.array_equal(np.asarray(jax.device_get(state.params[head]["bias"])), head_bias)
-    return dict(timing, losses=losses, trained=bool(np.all(np.isfinite(losses)) and changed),
-                cache_entries=p_train._cache_size() if hasattr(p_train, "_cache_size") else None)
+    return dict(
+        timing,
+        losses=losses,
+        trained=bool(np.all(np.isfinite(losses)) and changed),
+        cache_entries=p_train._cache_size() if hasattr(p_train, "_cache_size") else None,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -215,13 +249,19 @@ def run_worker(script: str, spec: dict, timeout_s: float, env: dict | None = Non
     command = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(spec)]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, env=environment,
-                              cwd=Path(__file__).resolve().parents[1])
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=environment,
+            cwd=Path(__file__).resolve().parents[1],
+        )
     except subprocess.TimeoutExpired:
         return dict(error=f"timed out after {timeout_s:.0f} s")
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(WORKER_RESULT):
-            return json.loads(line[len(WORKER_RESULT):])
+            return json.loads(line[len(WORKER_RESULT) :])
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     return dict(error=f"exit code {done.returncode}: {lines[-1][:200] if lines else 'no output'}")
 
@@ -244,7 +284,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     """A parser with --repeats, --warmup and --json, for benchmarks that choose their own batch flags."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per row (default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per row, compilation included (default 2)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed calls per row, compilation included (default 2)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 
@@ -252,11 +297,15 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 def parse_args(description: str, batch: int = 32) -> argparse.Namespace:
     """--batch, --repeats, --warmup and --json, the flags of every benchmark."""
     parser = base_parser(description)
-    parser.add_argument("--batch", type=int, default=batch, help=f"images per call (default {batch})")
+    parser.add_argument(
+        "--batch", type=int, default=batch, help=f"images per call (default {batch})"
+    )
     return parser.parse_args()
 
 
-def report(args: argparse.Namespace, rows: list[dict], table: str, settings: dict | None = None) -> None:
+def report(
+    args: argparse.Namespace, rows: list[dict], table: str, settings: dict | None = None
+) -> None:
     """Prints the machine, the settings and the table; writes the rows to --json if asked.
 
     settings: what to print and save about the run; default batch, repeats and warmup from `args`.
@@ -267,9 +316,13 @@ def report(args: argparse.Namespace, rows: list[dict], table: str, settings: dic
     print(f"Machine: {machine}")
     if settings is None:
         settings = dict(batch=args.batch, repeats=args.repeats, warmup=args.warmup)
-        print(f"batch {args.batch}, median of {args.repeats} calls after {args.warmup} warm-up calls\n")
+        print(
+            f"batch {args.batch}, median of {args.repeats} calls after {args.warmup} warm-up calls\n"
+        )
     else:
         print(", ".join(f"{key} {value}" for key, value in settings.items()) + "\n")
     print(table)
     if args.json:
-        args.json.write_text(json.dumps(dict(dict(machine=machine, **settings), rows=rows), indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(dict(dict(machine=machine, **settings), rows=rows), indent=2) + "\n"
+        )

@@ -60,16 +60,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import torch
+from PIL import Image
 
-from alexnet_jax import input_pipeline as ip  # noqa: E402
+from alexnet_jax import input_pipeline as ip
 
 IMAGE_SIZE, RESIZE_SIZE, PCA_STD = 224, 256, 0.1
 JPEG_QUALITY = 90
-SIZES = ((500, 375), (375, 500), (500, 333), (333, 500), (400, 400), (500, 500), (500, 400), (400, 500))  # (W, H)
+# (W, H)
+SIZES = (
+    (500, 375),
+    (375, 500),
+    (500, 333),
+    (333, 500),
+    (400, 400),
+    (500, 500),
+    (500, 400),
+    (400, 500),
+)
 VAL_IMAGES_PER_CLASS = 4
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -94,8 +104,13 @@ def write_jpegs(root: Path, num_images: int, seed: int = 0) -> None:
             # The largest crop of the target's aspect ratio, scaled by 60-100%, at a random place.
             scale = min(photo.width / width, photo.height / height) * rng.uniform(0.6, 1.0)
             crop_w, crop_h = round(width * scale), round(height * scale)
-            left, top = rng.integers(photo.width - crop_w + 1), rng.integers(photo.height - crop_h + 1)
-            image = photo.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), Image.BICUBIC)
+            left, top = (
+                rng.integers(photo.width - crop_w + 1),
+                rng.integers(photo.height - crop_h + 1),
+            )
+            image = photo.crop((left, top, left + crop_w, top + crop_h)).resize(
+                (width, height), Image.BICUBIC
+            )
             if rng.random() < 0.5:
                 image = image.transpose(Image.FLIP_LEFT_RIGHT)
             directory = root / split / names[label]
@@ -140,9 +155,14 @@ class PaperTrainDataset(torch.utils.data.Dataset):
         left, top = (width - side) // 2, (height - side) // 2
         image = image.crop((left, top, left + side, top + side))
         if side != RESIZE_SIZE:
-            image = image.resize((RESIZE_SIZE, RESIZE_SIZE), Image.BILINEAR)  # PIL antialiases when shrinking
-        left, top = rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1), rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1)
-        image = image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))  # random 224 of the 256 square
+            # PIL antialiases when shrinking
+            image = image.resize((RESIZE_SIZE, RESIZE_SIZE), Image.BILINEAR)
+        left, top = (
+            rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
+            rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
+        )
+        # random 224 of the 256 square
+        image = image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
         if rng.random() < 0.5:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
         pixels = np.asarray(image, np.float32) * (1.0 / 255.0)
@@ -160,8 +180,13 @@ def torch_batches(paths, labels, batch: int, num_workers: int, num_batches: int)
     dataset = PaperTrainDataset(paths, labels)
     sampler = torch.utils.data.RandomSampler(dataset, num_samples=num_batches * batch)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=sampler, num_workers=num_workers, drop_last=True,
-        worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(0),
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=True,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(0),
     )
     return loader
 
@@ -198,8 +223,14 @@ def time_batches(iterator, warmup: int, batches: int, batch: int, worker_pids=la
     wall = time.perf_counter() - start
     cpu = time.process_time() + sum(map(proc_cpu_seconds, pids)) - cpu_start
     others = max(0.0, machine_busy_seconds() - busy_start - cpu)
-    return dict(wall_s=wall, cpu_s=cpu, other_cpu_s=others, images=batches * batch,
-                image_shape=list(images.shape), image_dtype=str(images.dtype))
+    return dict(
+        wall_s=wall,
+        cpu_s=cpu,
+        other_cpu_s=others,
+        images=batches * batch,
+        image_shape=list(images.shape),
+        image_dtype=str(images.dtype),
+    )
 
 
 def bench_tf(data, config, batch: int, warmup: int, batches: int, one_core: bool) -> dict:
@@ -222,7 +253,8 @@ def bench_torch(paths, labels, batch: int, warmup: int, batches: int, num_worker
     warmup, batches = (-(-n // num_workers) * num_workers for n in (warmup, batches))
     loader = torch_batches(paths, labels, batch, num_workers, warmup + batches)
     iterator = iter(loader)
-    result = time_batches(iterator, warmup, batches, batch, lambda: [w.pid for w in iterator._workers])
+    pids = [worker.pid for worker in getattr(iterator, "_workers", [])]  # their CPU time counts
+    result = time_batches(iterator, warmup, batches, batch, lambda: pids)
     del iterator, loader  # shuts the workers down
     gc.collect()
     return result
@@ -254,10 +286,16 @@ def markdown_table(rows: list[dict]) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128, help="images per batch (default 128)")
-    parser.add_argument("--num_images", type=int, default=512, help="training JPEGs to generate (default 512)")
+    parser.add_argument(
+        "--num_images", type=int, default=512, help="training JPEGs to generate (default 512)"
+    )
     parser.add_argument("--batches", type=int, default=4, help="timed batches per row (default 4)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches per row (default 2)")
-    parser.add_argument("--data", type=Path, help="image-folder root to reuse (generated there if DIR/train is absent)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="image-folder root to reuse (generated there if DIR/train is absent)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser.parse_args()
 
@@ -280,8 +318,13 @@ def main() -> None:
         sizes = [os.path.getsize(p) for p in paths]
 
         config = ip.InputConfig(
-            dataset="image_folder", folder_root=str(root), image_size=IMAGE_SIZE, resize_size=RESIZE_SIZE,
-            train_augment="paper", color_stats="imagenet", pca_lighting_std=PCA_STD,
+            dataset="image_folder",
+            folder_root=str(root),
+            image_size=IMAGE_SIZE,
+            resize_size=RESIZE_SIZE,
+            train_augment="paper",
+            color_stats="imagenet",
+            pca_lighting_std=PCA_STD,
         )
         start = time.perf_counter()
         data = ip.load_data(config)
@@ -289,40 +332,82 @@ def main() -> None:
         verified = len(data.train) + len(data.eval)
 
         plan = [
-            ("tf.data (alexnet_jax.input_pipeline)", cores, lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, False)),
-            ("torch DataLoader + PIL + numpy", cores, lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, cores)),
-            ("tf.data, private threadpool 1", 1, lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, True)),
-            ("torch DataLoader, num_workers=1", 1, lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, 1)),
+            (
+                "tf.data (alexnet_jax.input_pipeline)",
+                cores,
+                lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, False),
+            ),
+            (
+                "torch DataLoader + PIL + numpy",
+                cores,
+                lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, cores),
+            ),
+            (
+                "tf.data, private threadpool 1",
+                1,
+                lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, True),
+            ),
+            (
+                "torch DataLoader, num_workers=1",
+                1,
+                lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, 1),
+            ),
         ]
         rows = []
         for name, used, bench in plan:
             result = bench()
             rate = result["images"] / result["wall_s"]
-            rows.append(dict(pipeline=name, cores=used, images_per_s=rate, per_core=rate / used,
-                             images_per_cpu_s=result["images"] / result["cpu_s"], **result))
+            rows.append(
+                dict(
+                    pipeline=name,
+                    cores=used,
+                    images_per_s=rate,
+                    per_core=rate / used,
+                    images_per_cpu_s=result["images"] / result["cpu_s"],
+                    **result,
+                )
+            )
     finally:
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
 
-    machine = (f"tensorflow {tf.__version__}, torch {torch.__version__}, Pillow {Image.__version__}, "
-               f"{cores} CPU cores usable ({os.cpu_count()} in the machine)")
+    machine = (
+        f"tensorflow {tf.__version__}, torch {torch.__version__}, Pillow {Image.__version__}, "
+        f"{cores} CPU cores usable ({os.cpu_count()} in the machine)"
+    )
     print(f"Machine: {machine}")
-    print(f"{len(paths)} training JPEGs (quality {JPEG_QUALITY}, mean {np.mean(sizes) / 1024:.0f} KiB) "
-          + (f"generated in {generation_s:.1f} s" if generated else f"reused from {root}"))
-    print(f"load_data verification (decodes all {verified} train+val files once, not timed below): {verification_s:.1f} s "
-          f"= {verified / verification_s:.0f} images/s")
-    print(f"batch {args.batch}, {args.batches} timed batches per row after {args.warmup} warm-up batches; "
-          f"tf.data batches {rows[0]['image_shape']} {rows[0]['image_dtype']}, torch {rows[1]['image_shape']} {rows[1]['image_dtype']}\n")
+    print(
+        f"{len(paths)} training JPEGs (quality {JPEG_QUALITY}, mean {np.mean(sizes) / 1024:.0f} KiB) "
+        + (f"generated in {generation_s:.1f} s" if generated else f"reused from {root}")
+    )
+    print(
+        f"load_data verification (decodes all {verified} train+val files once, not timed below): {verification_s:.1f} s "
+        f"= {verified / verification_s:.0f} images/s"
+    )
+    print(
+        f"batch {args.batch}, {args.batches} timed batches per row after {args.warmup} warm-up batches; "
+        f"tf.data batches {rows[0]['image_shape']} {rows[0]['image_dtype']}, torch {rows[1]['image_shape']} {rows[1]['image_dtype']}\n"
+    )
     print(markdown_table(rows))
     busiest = max(row["other_cpu_s"] / row["wall_s"] for row in rows)
     if busiest > 0.2:
-        print(f"\nWarning: other processes kept up to {busiest:.1f} cores busy during the timed rows; "
-              "the images/s columns understate both pipelines (compare images per CPU-second).")
+        print(
+            f"\nWarning: other processes kept up to {busiest:.1f} cores busy during the timed rows; "
+            "the images/s columns understate both pipelines (compare images per CPU-second)."
+        )
     total_s = time.perf_counter() - run_start
     print(f"\ntotal {total_s:.0f} s")
     if args.json:
-        settings = dict(machine=machine, batch=args.batch, batches=args.batches, warmup=args.warmup, num_images=len(paths),
-                        verification_s=verification_s, generation_s=generation_s if generated else None, total_s=total_s)
+        settings = dict(
+            machine=machine,
+            batch=args.batch,
+            batches=args.batches,
+            warmup=args.warmup,
+            num_images=len(paths),
+            verification_s=verification_s,
+            generation_s=generation_s if generated else None,
+            total_s=total_s,
+        )
         args.json.write_text(json.dumps(dict(settings, rows=rows), indent=2) + "\n")
 
 

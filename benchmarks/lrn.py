@@ -32,13 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from common import median_ms, parse_args, report
+from jax import lax
 
-from alexnet_jax.lrn import local_response_norm  # noqa: E402
-from common import median_ms, parse_args, report  # noqa: E402
+from alexnet_jax.lrn import local_response_norm
 
 SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
 COEFFICIENT = ALPHA / SIZE  # alpha divided by size, as local_response_norm's default
@@ -57,7 +57,9 @@ def lrn_shifted_slices(x):
     """(ii) Window sum as the sum of `SIZE` shifted slices of the zero-padded squares."""
     channels = x.shape[-1]
     padded = jnp.pad(x * x, ((0, 0),) * (x.ndim - 1) + ((LOW, HIGH),))
-    window_sum = sum(lax.slice_in_dim(padded, offset, offset + channels, axis=-1) for offset in range(SIZE))
+    window_sum = sum(
+        lax.slice_in_dim(padded, offset, offset + channels, axis=-1) for offset in range(SIZE)
+    )
     return normalize(x, window_sum)
 
 
@@ -98,7 +100,9 @@ def bench(batch: int, repeats: int, warmup: int) -> list[dict]:
     """Checks and times every formulation on both shapes; one row per (shape, formulation)."""
     rows = []
     for layer, size, channels in SHAPES:
-        x = INPUT_SCALE * jax.nn.relu(jax.random.normal(jax.random.key(0), (batch, size, size, channels), jnp.float32))
+        x = INPUT_SCALE * jax.nn.relu(
+            jax.random.normal(jax.random.key(0), (batch, size, size, channels), jnp.float32)
+        )
         reference_fwd = reference_bwd = None
         for name, lrn in FORMULATIONS.items():
             forward = jax.jit(lrn)
@@ -106,9 +110,13 @@ def bench(batch: int, repeats: int, warmup: int) -> list[dict]:
             outputs, grads = forward(x), backward(x)
             if reference_fwd is None:
                 reference_fwd, reference_bwd = outputs, grads
-            error = max(relative_error(outputs, reference_fwd), relative_error(grads, reference_bwd))
+            error = max(
+                relative_error(outputs, reference_fwd), relative_error(grads, reference_bwd)
+            )
             if error > TOLERANCE:
-                raise AssertionError(f"{name} on {layer}: relative error {error:.1e} > {TOLERANCE:.0e}")
+                raise AssertionError(
+                    f"{name} on {layer}: relative error {error:.1e} > {TOLERANCE:.0e}"
+                )
             rows.append(
                 dict(
                     shape=f"{layer} {batch}x{size}x{size}x{channels}",

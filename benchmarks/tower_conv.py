@@ -34,14 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from common import median_ms, parse_args, report
+from jax import lax
 
-from alexnet_jax.models import AlexNet, loop_over_towers, vmap_over_towers  # noqa: E402
-from common import median_ms, parse_args, report  # noqa: E402
+from alexnet_jax.models import AlexNet, loop_over_towers, vmap_over_towers
 
 # (name, input size, input channels, output channels, kernel size, padding) of
 # the paper model's within-tower layers, both towers together.
@@ -86,7 +85,9 @@ def plain_convs(x, kernel, padding):
             padding=((padding, padding), (padding, padding)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
-        for x_tower, k_tower in zip(jnp.split(x, TOWERS, axis=-1), jnp.split(kernel, TOWERS, axis=-1))
+        for x_tower, k_tower in zip(
+            jnp.split(x, TOWERS, axis=-1), jnp.split(kernel, TOWERS, axis=-1)
+        )
     ]
     return jnp.concatenate(outputs, axis=-1)
 
@@ -110,7 +111,10 @@ def bench_layers(batch: int, repeats: int, warmup: int) -> list[dict]:
         kernel = 0.01 * jax.random.normal(key_k, (ksize, ksize, cin // TOWERS, cout), jnp.float32)
         plain = forward_backward(plain_convs, padding)
         grouped = forward_backward(grouped_conv, padding)
-        (plain_grads, plain_out), (grouped_grads, grouped_out) = plain(x, kernel), grouped(x, kernel)
+        (plain_grads, plain_out), (grouped_grads, grouped_out) = (
+            plain(x, kernel),
+            grouped(x, kernel),
+        )
         rows.append(
             dict(
                 name=f"{name} {size}x{size}x{cin}->{cout} {ksize}x{ksize}",
@@ -173,7 +177,9 @@ def markdown_table(rows: list[dict], batch: int) -> str:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    rows = bench_layers(args.batch, args.repeats, args.warmup) + [bench_model(args.batch, args.repeats, args.warmup)]
+    rows = bench_layers(args.batch, args.repeats, args.warmup) + [
+        bench_model(args.batch, args.repeats, args.warmup)
+    ]
     for row in rows:
         row["ratio"] = row["grouped_ms"] / row["plain_ms"]
     report(args, rows, markdown_table(rows, args.batch))

@@ -17,7 +17,7 @@ What is timed, per model and batch size:
         `half_precision=True`; `jax_ynn_conv`, the same step compiled with
         XLA:CPU's default YNNPACK convolutions instead of
         `steps.CPU_COMPILER_OPTIONS`, which measures that option.
-  (ii)  PyTorch eager: the independent model of `tests/torch_alexnet.py`
+  (ii)  PyTorch eager: the independent model of `reference/torch_alexnet.py`
         (`paper_alexnet()`: groups=2 on conv2/4/5 and LRN on each tower's
         channels; `small_alexnet()`), initialised like the JAX config's
         scheme, in train mode (dropout active), `F.cross_entropy`,
@@ -89,10 +89,11 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("JAX_PLATFORMS", "cpu")  # a CPU benchmark: the same backend in this process and its workers
-sys.path.insert(0, str(REPO))  # run as a script from anywhere: alexnet_jax, configs, tests.torch_alexnet
+# a CPU benchmark: the same backend in this process and its workers
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, str(REPO))  # run as a script from anywhere: alexnet_jax, configs, reference
 
-from common import (  # noqa: E402
+from common import (
     bench_config,
     cpu_cores,
     jax_train_step,
@@ -110,9 +111,13 @@ from common import (  # noqa: E402
 MODELS = ("paper", "small")
 FRAMEWORKS = ("jax", "jax_bf16", "jax_ynn_conv", "torch", "torch_compile")
 DEFAULT_FRAMEWORKS = ("jax", "torch", "torch_compile")
-FRAMEWORK_NAMES = {"jax": "alexnet_jax (jit)", "jax_bf16": "alexnet_jax bfloat16 (jit)",
-                   "jax_ynn_conv": "alexnet_jax, YNNPACK convs (jit)", "torch": "torch eager",
-                   "torch_compile": "torch.compile"}
+FRAMEWORK_NAMES = {
+    "jax": "alexnet_jax (jit)",
+    "jax_bf16": "alexnet_jax bfloat16 (jit)",
+    "jax_ynn_conv": "alexnet_jax, YNNPACK convs (jit)",
+    "torch": "torch eager",
+    "torch_compile": "torch.compile",
+}
 DEFAULT_BATCHES = {"paper": "32,128", "small": "64,256"}
 DEFAULT_REPEATS = {"paper": 3, "small": 10}
 
@@ -147,7 +152,8 @@ def analytic_macs(model) -> dict:
     dense = real = conv1_real = 0
     for index, layer in enumerate(arch.convs):
         size_out, taps, real_taps = conv_taps(size, layer.kernel_size, layer.stride, layer.padding)
-        seen = channels // towers if layer.within_tower else channels  # input channels each output map sees
+        # input channels each output map sees
+        seen = channels // towers if layer.within_tower else channels
         dense += taps * taps * seen * layer.features
         real += real_taps * real_taps * seen * layer.features
         if index == 0:
@@ -185,20 +191,34 @@ def jax_worker(spec: dict) -> dict:
     if spec["kind"] == "jax_ynn_conv":
         steps.CPU_COMPILER_OPTIONS = {}  # XLA:CPU's own default: YNNPACK also for convolutions
     config = bench_config(spec["model"], spec["batch"], half_precision=spec["kind"] == "jax_bf16")
-    setup = jax_train_step(config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1]))
+    setup = jax_train_step(
+        config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1])
+    )
     cost = setup["compiled"].cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     memory = setup["compiled"].memory_analysis()
     peak = {}
-    result = run_jax_steps(setup, spec["repeats"], spec["warmup"],
-                           before_timed=lambda: peak.update(reset=reset_peak_rss(), rss_before=rss_mib()))
+    result = run_jax_steps(
+        setup,
+        spec["repeats"],
+        spec["warmup"],
+        before_timed=lambda: peak.update(reset=reset_peak_rss(), rss_before=rss_mib()),
+    )
     return dict(
-        result, compile_s=setup["compile_s"], rss_imports_mib=rss_imports, peak_rss_mib=peak_rss_mib(),
-        peak_reset=peak["reset"], rss_before_timed_mib=peak["rss_before"],
-        xla_flops=float(cost.get("flops", float("nan"))), xla_temp_bytes=memory.temp_size_in_bytes,
-        xla_peak_bytes=memory.argument_size_in_bytes + memory.output_size_in_bytes - memory.alias_size_in_bytes
+        result,
+        compile_s=setup["compile_s"],
+        rss_imports_mib=rss_imports,
+        peak_rss_mib=peak_rss_mib(),
+        peak_reset=peak["reset"],
+        rss_before_timed_mib=peak["rss_before"],
+        xla_flops=float(cost.get("flops", float("nan"))),
+        xla_temp_bytes=memory.temp_size_in_bytes,
+        xla_peak_bytes=memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        - memory.alias_size_in_bytes
         + memory.temp_size_in_bytes,
-        xla_argument_bytes=memory.argument_size_in_bytes, xla_output_bytes=memory.output_size_in_bytes,
+        xla_argument_bytes=memory.argument_size_in_bytes,
+        xla_output_bytes=memory.output_size_in_bytes,
         xla_alias_bytes=memory.alias_size_in_bytes,
     )
 
@@ -224,19 +244,28 @@ def torch_worker(spec: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from tests.torch_alexnet import paper_alexnet, small_alexnet
+    from reference.torch_alexnet import paper_alexnet, small_alexnet
 
     torch.set_num_threads(spec["threads"])
     rss_imports = rss_mib()
     config = bench_config(spec["model"], spec["batch"])
     torch.manual_seed(config.seed)
-    net = paper_alexnet(config.num_classes) if spec["model"] == "paper" else small_alexnet(config.num_classes)
+    net = (
+        paper_alexnet(config.num_classes)
+        if spec["model"] == "paper"
+        else small_alexnet(config.num_classes)
+    )
     init_like_jax(net, config.init_scheme)
     net.train()  # dropout active
-    optimizer = torch.optim.SGD(net.parameters(), lr=config.learning_rate, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        net.parameters(),
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
     images, labels = random_batch(spec["batch"], config.image_size, config.num_classes)
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # NCHW, torch's native layout
+    # NCHW, torch's native layout
+    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     y = torch.from_numpy(labels.astype(np.int64))
     compiled = spec["kind"] == "torch_compile"
     forward = torch.compile(net) if compiled else net
@@ -256,18 +285,32 @@ def torch_worker(spec: dict) -> dict:
         losses.append(loss.detach())
         return losses
 
-    warmup = spec["warmup"] + (1 if compiled else 0)  # the second call recompiles the optimizer step
+    # the second call recompiles the optimizer step
+    warmup = spec["warmup"] + (1 if compiled else 0)
     peak = {}
-    timing = time_steps(step, losses, spec["repeats"], warmup,
-                        before_timed=lambda: peak.update(reset=reset_peak_rss(), rss_before=rss_mib()))
+    timing = time_steps(
+        step,
+        losses,
+        spec["repeats"],
+        warmup,
+        before_timed=lambda: peak.update(reset=reset_peak_rss(), rss_before=rss_mib()),
+    )
     timing.pop("carry")
     steady = timing["median_ms"] / 1e3
     losses = [float(loss) for loss in losses]
-    trained = bool(all(np.isfinite(losses)) and not torch.equal(net.classifier[-1].bias.detach(), head_bias))
+    trained = bool(
+        all(np.isfinite(losses)) and not torch.equal(net.classifier[-1].bias.detach(), head_bias)
+    )
     return dict(
-        timing, compile_s=max(0.0, sum(timing["warmup_s"]) - warmup * steady), losses=losses, trained=trained,
-        rss_imports_mib=rss_imports, peak_rss_mib=peak_rss_mib(), peak_reset=peak["reset"],
-        rss_before_timed_mib=peak["rss_before"], threads=torch.get_num_threads(),
+        timing,
+        compile_s=max(0.0, sum(timing["warmup_s"]) - warmup * steady),
+        losses=losses,
+        trained=trained,
+        rss_imports_mib=rss_imports,
+        peak_rss_mib=peak_rss_mib(),
+        peak_reset=peak["reset"],
+        rss_before_timed_mib=peak["rss_before"],
+        threads=torch.get_num_threads(),
     )
 
 
@@ -287,12 +330,22 @@ def matmul_worker(spec: dict) -> dict:
     jax_timing = time_steps(lambda _: matmul(a, b), None, repeats, 2, sync=jax.block_until_ready)
     ta, tb = torch.from_numpy(jax.device_get(a).copy()), torch.from_numpy(jax.device_get(b).copy())
     torch_timing = time_steps(lambda _: torch.mm(ta, tb), None, repeats, 2)
-    return dict(size=n, jax_gflops=flops / jax_timing["median_ms"] / 1e6,
-                torch_gflops=flops / torch_timing["median_ms"] / 1e6,
-                other_cores=max(jax_timing["other_cores"], torch_timing["other_cores"]))
+    return dict(
+        size=n,
+        jax_gflops=flops / jax_timing["median_ms"] / 1e6,
+        torch_gflops=flops / torch_timing["median_ms"] / 1e6,
+        other_cores=max(jax_timing["other_cores"], torch_timing["other_cores"]),
+    )
 
 
-WORKERS = {"jax": jax_worker, "jax_bf16": jax_worker, "jax_ynn_conv": jax_worker, "torch": torch_worker, "torch_compile": torch_worker, "matmul": matmul_worker}
+WORKERS = {
+    "jax": jax_worker,
+    "jax_bf16": jax_worker,
+    "jax_ynn_conv": jax_worker,
+    "torch": torch_worker,
+    "torch_compile": torch_worker,
+    "matmul": matmul_worker,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +365,8 @@ def throughput_table(rows: list[dict]) -> str:
             continue
         ratio = f"{row['jax_over_this']:.2f}x" if row.get("jax_over_this") else "-"
         lines.append(
-            head + f"| {row['compile_s']:.1f} | {row['median_ms']:.1f} | {row['images_per_s']:.1f} | {ratio} "
+            head
+            + f"| {row['compile_s']:.1f} | {row['median_ms']:.1f} | {row['images_per_s']:.1f} | {ratio} "
             f"| {row['gflops']:.1f} | {100 * row['fraction_of_matmul']:.0f}% | {row['peak_rss_mib']:.0f} "
             f"| {row['peak_rss_mib'] - row['rss_imports_mib']:.0f} | {row['losses'][0]:.4f} -> {row['losses'][-1]:.4f} "
             f"| {'yes' if row['trained'] else 'NO'} | {row['other_cores']:.2f} |"
@@ -344,7 +398,9 @@ def batch_list(text: str) -> list[int]:
     except ValueError:
         batches = []
     if not batches or min(batches) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive batch sizes separated by commas, e.g. 32,128")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give positive batch sizes separated by commas, e.g. 32,128"
+        )
     return batches
 
 
@@ -353,7 +409,9 @@ def name_list(valid):
         names = [part.strip() for part in text.split(",") if part.strip()]
         unknown = [name for name in names if name not in valid]
         if unknown or not names:
-            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(valid)}, separated by commas")
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose from {', '.join(valid)}, separated by commas"
+            )
         return names
 
     return parse
@@ -361,22 +419,48 @@ def name_list(valid):
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=name_list(MODELS), default=list(MODELS), help="paper,small (default both)")
-    parser.add_argument("--paper_batches", type=batch_list, default=batch_list(DEFAULT_BATCHES["paper"]),
-                        help=f"batch sizes of the paper model (default {DEFAULT_BATCHES['paper']})")
-    parser.add_argument("--small_batches", type=batch_list, default=batch_list(DEFAULT_BATCHES["small"]),
-                        help=f"batch sizes of the small model (default {DEFAULT_BATCHES['small']})")
-    parser.add_argument("--frameworks", type=name_list(FRAMEWORKS), default=list(DEFAULT_FRAMEWORKS),
-                        help="of jax,jax_bf16,jax_ynn_conv,torch,torch_compile (default jax,torch,torch_compile; "
-                             "jax_bf16 is alexnet_jax with half_precision=True: bfloat16 activations and compute; "
-                             "jax_ynn_conv compiles its step with XLA:CPU's default YNNPACK convolutions instead of "
-                             "steps.CPU_COMPILER_OPTIONS)")
-    parser.add_argument("--repeats", type=int, help="timed steps per row (default: paper 3, small 10)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per row after compilation (default 1)")
-    parser.add_argument("--matmul_size", type=int, default=4096, help="N of the N x N matmul rate (default 4096)")
-    parser.add_argument("--torch_threads", type=int, default=cpu_cores(),
-                        help="torch intra-op threads (default: the cores this process may use)")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds one row may take (default 1800)")
+    parser.add_argument(
+        "--models", type=name_list(MODELS), default=list(MODELS), help="paper,small (default both)"
+    )
+    parser.add_argument(
+        "--paper_batches",
+        type=batch_list,
+        default=batch_list(DEFAULT_BATCHES["paper"]),
+        help=f"batch sizes of the paper model (default {DEFAULT_BATCHES['paper']})",
+    )
+    parser.add_argument(
+        "--small_batches",
+        type=batch_list,
+        default=batch_list(DEFAULT_BATCHES["small"]),
+        help=f"batch sizes of the small model (default {DEFAULT_BATCHES['small']})",
+    )
+    parser.add_argument(
+        "--frameworks",
+        type=name_list(FRAMEWORKS),
+        default=list(DEFAULT_FRAMEWORKS),
+        help="of jax,jax_bf16,jax_ynn_conv,torch,torch_compile (default jax,torch,torch_compile; "
+        "jax_bf16 is alexnet_jax with half_precision=True: bfloat16 activations and compute; "
+        "jax_ynn_conv compiles its step with XLA:CPU's default YNNPACK convolutions instead of "
+        "steps.CPU_COMPILER_OPTIONS)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, help="timed steps per row (default: paper 3, small 10)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="untimed steps per row after compilation (default 1)"
+    )
+    parser.add_argument(
+        "--matmul_size", type=int, default=4096, help="N of the N x N matmul rate (default 4096)"
+    )
+    parser.add_argument(
+        "--torch_threads",
+        type=int,
+        default=cpu_cores(),
+        help="torch intra-op threads (default: the cores this process may use)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds one row may take (default 1800)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one measurement, as JSON
     return parser.parse_args()
@@ -391,8 +475,11 @@ def main() -> None:
     run_start = time.perf_counter()
     from alexnet_jax import steps
 
-    matmul = run_worker(__file__, dict(kind="matmul", size=args.matmul_size, repeats=5, threads=args.torch_threads),
-                        args.timeout)
+    matmul = run_worker(
+        __file__,
+        dict(kind="matmul", size=args.matmul_size, repeats=5, threads=args.torch_threads),
+        args.timeout,
+    )
     if "error" in matmul:
         raise SystemExit(f"The matmul rate could not be measured ({matmul['error']}).")
     limit_gflops = max(matmul["jax_gflops"], matmul["torch_gflops"])
@@ -404,15 +491,34 @@ def main() -> None:
             analytic, analytic_xla = train_flops(macs[model_name], batch)
             jax_rate = None
             for framework in args.frameworks:
-                spec = dict(kind=framework, model=model_name, batch=batch, repeats=repeats, warmup=args.warmup,
-                            threads=args.torch_threads)
-                print(f"{model_name} batch {batch}: {FRAMEWORK_NAMES[framework]} ...", file=sys.stderr, flush=True)
-                row = dict(model=model_name, batch=batch, framework=framework, analytic_flops=analytic,
-                           analytic_xla_flops=analytic_xla, **run_worker(__file__, spec, args.timeout))
+                spec = dict(
+                    kind=framework,
+                    model=model_name,
+                    batch=batch,
+                    repeats=repeats,
+                    warmup=args.warmup,
+                    threads=args.torch_threads,
+                )
+                print(
+                    f"{model_name} batch {batch}: {FRAMEWORK_NAMES[framework]} ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                row = dict(
+                    model=model_name,
+                    batch=batch,
+                    framework=framework,
+                    analytic_flops=analytic,
+                    analytic_xla_flops=analytic_xla,
+                    **run_worker(__file__, spec, args.timeout),
+                )
                 if "error" not in row:
                     seconds = row["median_ms"] / 1e3
-                    row.update(images_per_s=batch / seconds, gflops=analytic / seconds / 1e9,
-                               fraction_of_matmul=analytic / seconds / 1e9 / limit_gflops)
+                    row.update(
+                        images_per_s=batch / seconds,
+                        gflops=analytic / seconds / 1e9,
+                        fraction_of_matmul=analytic / seconds / 1e9 / limit_gflops,
+                    )
                     if framework == "jax":
                         jax_rate = row["images_per_s"]
                     elif jax_rate:
@@ -423,8 +529,11 @@ def main() -> None:
         f"Matmul rate ({args.matmul_size}x{args.matmul_size} float32): JAX {matmul['jax_gflops']:.1f} GFLOP/s, "
         f"torch.mm {matmul['torch_gflops']:.1f} GFLOP/s; 'of matmul rate' divides by the better, {limit_gflops:.1f}.",
         "Analytic forward multiply-adds per image: "
-        + "; ".join(f"{name} {m['dense'] / 1e6:.1f} M ({m['real'] / 1e6:.1f} M not counting padding taps)"
-                    for name, m in macs.items()) + ". GFLOP/s (3x fwd) = 3 x 2 x that x batch / step time.",
+        + "; ".join(
+            f"{name} {m['dense'] / 1e6:.1f} M ({m['real'] / 1e6:.1f} M not counting padding taps)"
+            for name, m in macs.items()
+        )
+        + ". GFLOP/s (3x fwd) = 3 x 2 x that x batch / step time.",
         "compile s: alexnet_jax trace + lower + XLA compile; torch, the untimed calls' time beyond as many "
         "steady steps. "
         "peak RSS: the worker process's peak resident memory during the timed steps; above imports: minus its "
@@ -432,24 +541,44 @@ def main() -> None:
     ]
     for row in rows:
         if row.get("peak_reset") is False:
-            notes.append(f"{row['model']} {row['batch']} {row['framework']}: the peak-RSS mark could not be reset; "
-                         "its peak includes compilation.")
+            notes.append(
+                f"{row['model']} {row['batch']} {row['framework']}: the peak-RSS mark could not be reset; "
+                "its peak includes compilation."
+            )
         if row.get("cache_entries") not in (None, 1):
-            notes.append(f"Warning: {row['model']} {row['batch']}: p_train holds {row['cache_entries']} compiled "
-                         "versions; the timed calls may include a recompilation.")
+            notes.append(
+                f"Warning: {row['model']} {row['batch']}: p_train holds {row['cache_entries']} compiled "
+                "versions; the timed calls may include a recompilation."
+            )
         if "error" not in row and not row["trained"]:
-            notes.append(f"Warning: {row['model']} {row['batch']} {row['framework']}: a loss was not finite or the "
-                         "parameters did not change.")
+            notes.append(
+                f"Warning: {row['model']} {row['batch']} {row['framework']}: a loss was not finite or the "
+                "parameters did not change."
+            )
     busiest = max([row.get("other_cores", 0.0) for row in rows] + [matmul["other_cores"]])
     if busiest > 0.2:
-        notes.append(f"Warning: other processes kept up to {busiest:.1f} cores busy during timed steps; the rates "
-                     "understate both frameworks, torch's (spinning OpenMP threads) far more than XLA's.")
-    table = "\n\n".join([throughput_table(rows), "XLA's view of the compiled alexnet_jax step:", xla_table(rows),
-                         "\n".join(notes), f"total {time.perf_counter() - run_start:.0f} s"])
+        notes.append(
+            f"Warning: other processes kept up to {busiest:.1f} cores busy during timed steps; the rates "
+            "understate both frameworks, torch's (spinning OpenMP threads) far more than XLA's."
+        )
+    table = "\n\n".join(
+        [
+            throughput_table(rows),
+            "XLA's view of the compiled alexnet_jax step:",
+            xla_table(rows),
+            "\n".join(notes),
+            f"total {time.perf_counter() - run_start:.0f} s",
+        ]
+    )
     repeats = ", ".join(f"{name} {args.repeats or DEFAULT_REPEATS[name]}" for name in args.models)
-    settings = dict(torch=metadata.version("torch"), torch_threads=args.torch_threads, warmup_steps=args.warmup,
-                    timed_steps=f"({repeats})", matmul_gflops_jax=round(matmul["jax_gflops"], 1),
-                    matmul_gflops_torch=round(matmul["torch_gflops"], 1))
+    settings = dict(
+        torch=metadata.version("torch"),
+        torch_threads=args.torch_threads,
+        warmup_steps=args.warmup,
+        timed_steps=f"({repeats})",
+        matmul_gflops_jax=round(matmul["jax_gflops"], 1),
+        matmul_gflops_torch=round(matmul["torch_gflops"], 1),
+    )
     report(args, rows, table, settings)
 
 

@@ -29,6 +29,6 @@ def get_config():
     config.num_epochs = 60.0
     config.learning_rate = 0.05
     config.warmup_epochs = 2.0
-    config.eval_every_steps = 390 * 5
-    config.checkpoint_every_steps = 390 * 5
+    config.eval_every_epochs = 5.0  # 1,950 steps of 128
+    config.checkpoint_every_epochs = 5.0
     return config

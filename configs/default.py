@@ -25,6 +25,7 @@ command line, e.g. --config.batch_size=128 --config.mesh_shape="(-1, 2)".
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -55,13 +56,17 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Bookkeeping.
     config.log_every_steps = 20
-    config.eval_every_steps = 230  # about 10 epochs
-    config.checkpoint_every_steps = 230
+    # Intervals in epochs or in steps: set one of each pair, the other 0 (steps.interval_steps).
+    config.eval_every_epochs = 10.0
+    config.eval_every_steps = 0
+    config.checkpoint_every_epochs = 10.0
+    config.checkpoint_every_steps = 0
     config.keep_checkpoints = 3  # the last 3, plus the best by validation error
 
-    # Input pipeline (alexnet_jax.input_pipeline.InputConfig).
+    # Input pipeline (alexnet_jax.data.InputConfig).
     config.data_dir = ""  # tfds data dir; "" = ~/tensorflow_datasets
-    config.manual_dir = ""  # ImageNet tars, cifar-10-binary.tar.gz; "" = <data_dir>/downloads/manual
+    # ImageNet tars, cifar-10-binary.tar.gz; "" = <data_dir>/downloads/manual
+    config.manual_dir = ""
     config.folder_root = ""  # for dataset="image_folder"
     config.train_split = ""  # "" = the dataset's own
     config.eval_split = ""
@@ -71,12 +76,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_crop = "center"  # or "ten_crop", the paper's test; the protocol of every evaluation (and the plateau's)
     config.final_eval_crops = ()  # more protocols for the evaluation after the last step, e.g. ("ten_crop",)
     config.pca_lighting_std = 0.1
-    config.horizontal_flip = False  # random left-right flips (not for digits: a mirrored digit is not a digit)
+    # random left-right flips (not for digits: a mirrored digit is not a digit)
+    config.horizontal_flip = False
     config.color_stats = "dataset"  # imagenet | dataset
     config.on_corrupt_image = "error"  # or "skip" (image folders)
     config.shuffle_buffer = 10_000
-    config.classes = ""  # e.g. "5,6,7,8,9": keep only these labels, renumbered 0.. in this order
-    config.train_examples_per_class = 0  # > 0: the first N training examples of each class (few labels)
+    # e.g. (5, 6, 7, 8, 9) (--config.classes=5,6,7,8,9): only these labels, renumbered 0.. in order
+    config.classes = ()
+    # > 0: the first N training examples of each class (few labels)
+    config.train_examples_per_class = 0
 
     # Model (alexnet_jax.models.AlexNet).
     config.model = "small"  # paper | owt | small
@@ -87,15 +95,22 @@ def get_config() -> ml_collections.ConfigDict:
     config.dropout_rate = 0.5
     config.activation = "relu"  # relu | tanh | sigmoid
     config.init_scheme = "he"  # paper | he | lecun | torch
-    config.conv_features = ""  # e.g. "32,64,96,96,64": kernel counts replacing the variant's; fewer = fewer layers; "none"
-    config.hidden_features = ""  # e.g. "256,256": fc widths replacing the variant's; "none" = no hidden layer
-    config.residual = False  # identity shortcuts around convs whose input and output shapes agree (conv4)
+    # Kernel counts replacing the variant's, e.g. (32, 64, 96, 96, 64) (--config.conv_features=
+    # 32,64,96,96,64); fewer entries = fewer conv layers; () = none; None = the variant's own.
+    config.conv_features = config_dict.placeholder(tuple)
+    # fc widths replacing the variant's, e.g. (256, 256); () = no hidden layer; None = the variant's.
+    config.hidden_features = config_dict.placeholder(tuple)
+    # identity shortcuts around convs whose input and output shapes agree (conv4)
+    config.residual = False
     config.label_smoothing = 0.0  # training targets (1 - e) * one-hot + e / classes
 
     # Transfer learning (docs/transfer.md).
-    config.init_from = ""  # a .pth state dict, or a workdir / checkpoint of ours, to start from; "" = fresh
-    config.freeze = ""  # comma-separated layers that stay as they are, e.g. "conv1,conv2,conv3,conv4,conv5"
-    config.reinit_layers = ""  # with init_from: layers that start afresh anyway, e.g. "fc8" (the head)
+    # a .pth state dict, or a workdir / checkpoint of ours, to start from; "" = fresh
+    config.init_from = ""
+    # layers that stay as they are, e.g. ("conv1", "conv2") (--config.freeze=conv1,conv2)
+    config.freeze = ()
+    # with init_from: layers that start afresh anyway, e.g. ("fc8",) (the head)
+    config.reinit_layers = ()
     config.linear_probe = False  # train only the classifier head
     config.backbone_lr_scale = 1.0  # rate of every layer but the head, as a fraction of the head's
     return config

@@ -43,8 +43,8 @@ def get_config():
     config.weight_decay_on = "weights"
     config.schedule = "cosine"
     config.warmup_epochs = 1.0
-    config.eval_every_steps = 500
-    config.checkpoint_every_steps = 500
+    config.eval_every_steps, config.eval_every_epochs = 500, 0.0
+    config.checkpoint_every_steps, config.checkpoint_every_epochs = 500, 0.0
 
     config.image_size = 224
     config.resize_size = 256

@@ -51,15 +51,17 @@ def get_config():
     config.max_lr_drops = 3
 
     config.log_every_steps = 100
-    config.eval_every_steps = 10_009  # one epoch of 1,281,167 images
-    config.checkpoint_every_steps = 2_000
+    config.eval_every_epochs = 1.0  # 10,009 steps of 128 over 1,281,167 images
+    config.checkpoint_every_steps, config.checkpoint_every_epochs = 2_000, 0.0
 
     config.image_size = 224
     config.resize_size = 256
     config.train_augment = "paper"
     config.horizontal_flip = True  # the paper's horizontal reflections
-    config.eval_crop = "center"  # every epoch's evaluation and the plateau schedule: one crop, cheap
-    config.final_eval_crops = ("ten_crop",)  # after the last step also the paper's 10-crop test (10x the compute)
+    # every epoch's evaluation and the plateau schedule: one crop, cheap
+    config.eval_crop = "center"
+    # after the last step also the paper's 10-crop test (10x the compute)
+    config.final_eval_crops = ("ten_crop",)
     config.color_stats = "imagenet"
 
     config.model = "paper"

@@ -16,6 +16,6 @@ def get_config():
     config.batch_size = 32
     config.warmup_epochs = 0.0
     config.log_every_steps = 4
-    config.eval_every_steps = 6
-    config.checkpoint_every_steps = 6
+    config.eval_every_steps, config.eval_every_epochs = 6, 0.0
+    config.checkpoint_every_steps, config.checkpoint_every_epochs = 6, 0.0
     return config

@@ -4,7 +4,6 @@ The environment must be set before JAX or TensorFlow is imported anywhere.
 """
 
 import os
-import sys
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
@@ -13,11 +12,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # Importing torch after TensorFlow has crashed the interpreter; import it first.
-import torch  # noqa: E402,F401
-
-sys.path.insert(0, os.path.dirname(__file__))  # tests/torch_alexnet.py
-
-import pytest  # noqa: E402
+import pytest
+import torch  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

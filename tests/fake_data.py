@@ -43,7 +43,11 @@ def write_fake_imagenet(manual_dir):
             add_file(train, f"{synset}.tar", inner.getvalue())
     with tarfile.open(os.path.join(manual_dir, "ILSVRC2012_img_val.tar"), "w") as val:
         for i in range(4):
-            add_file(val, f"ILSVRC2012_val_{i + 1:08d}.JPEG", jpeg_bytes(crops[i].transpose(1, 0, 2).copy()))
+            add_file(
+                val,
+                f"ILSVRC2012_val_{i + 1:08d}.JPEG",
+                jpeg_bytes(crops[i].transpose(1, 0, 2).copy()),
+            )
 
 
 def digits_config(tfds_data_dir, **overrides):
@@ -54,8 +58,8 @@ def digits_config(tfds_data_dir, **overrides):
     config.warmup_epochs = 0.0
     config.schedule = "constant"
     config.log_every_steps = 2
-    config.eval_every_steps = 0
-    config.checkpoint_every_steps = 3
+    config.eval_every_steps, config.eval_every_epochs = 0, 0.0
+    config.checkpoint_every_steps, config.checkpoint_every_epochs = 3, 0.0
     config.mesh_shape = (-1, 1)
     for key, value in overrides.items():
         config[key] = value

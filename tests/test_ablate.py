@@ -3,16 +3,17 @@
 import json
 import os
 
-import torch  # before TensorFlow
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from alexnet_jax import ablate, steps
-from configs import default
 from fake_data import digits_config
+
+from alexnet_jax import steps
+from alexnet_jax.errors import ConfigError
+from configs import default
+from experiments import ablate
 
 
 def _one_step(config):
@@ -26,15 +27,28 @@ def _one_step(config):
     with jax.disable_jit():
         model = steps.create_model(config)
         tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=config.num_train_steps)
-        state = nn.unbox(steps.init_state(jax.random.key(config.seed), model, tx, config.image_size))
+        state = nn.unbox(
+            steps.init_state(jax.random.key(config.seed), model, tx, config.image_size)
+        )
         rng = np.random.default_rng(0)
-        batch = {"image": rng.normal(size=(4, 32, 32, 3)).astype(np.float32), "label": np.arange(4, dtype=np.int32)}
-        after, metrics = steps.train_step(state, batch, jax.random.key(1), model=model, tx=tx,
-                                          label_smoothing=config.label_smoothing)
+        batch = {
+            "image": rng.normal(size=(4, 32, 32, 3)).astype(np.float32),
+            "label": np.arange(4, dtype=np.int32),
+        }
+        after, metrics = steps.train_step(
+            state,
+            batch,
+            jax.random.key(1),
+            model=model,
+            tx=tx,
+            label_smoothing=config.label_smoothing,
+        )
     return jax.device_get(state.params), jax.device_get(after.params), jax.device_get(metrics)
 
 
-VARIANTS = ablate.VARIANTS + (ablate.combine([v for v in ablate.VARIANTS if v.group == "modern"], "all modern"),)
+VARIANTS = ablate.VARIANTS + (
+    ablate.combine([v for v in ablate.VARIANTS if v.group == "modern"], "all modern"),
+)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.slug for v in VARIANTS])
@@ -49,7 +63,10 @@ def test_every_variant_builds_and_takes_a_training_step(variant):
     assert np.isfinite(metrics["loss"]) and metrics["finite"]
     assert metrics["loss"] > 0.5  # ten classes, a fresh network: about log(10)
     assert jax.tree.structure(before) == jax.tree.structure(after)
-    moved = [float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before))]
+    moved = [
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before))
+    ]
     if metrics["learning_rate"] > 0:
         assert max(moved) > 0, "the step changed no parameter"
     else:  # the first step of a warmup from 0
@@ -59,16 +76,32 @@ def test_every_variant_builds_and_takes_a_training_step(variant):
 # Parameter counts worked out by hand from the layer shapes (32x32x3 input, 10 classes).
 HAND_COUNTS = {
     # conv1..5 (5x5x3x64, 5x5x64x128, 3x3x128x192, 3x3x192x192, 3x3x192x128), fc 1152x512, 512x512, 512x10.
-    "baseline": (4800 + 64) + (204800 + 128) + (221184 + 192) + (331776 + 192) + (221184 + 128)
-    + (589824 + 512) + (262144 + 512) + (5120 + 10),
+    "baseline": (4800 + 64)
+    + (204800 + 128)
+    + (221184 + 192)
+    + (331776 + 192)
+    + (221184 + 128)
+    + (589824 + 512)
+    + (262144 + 512)
+    + (5120 + 10),
     # conv1 + LRN + pool 32 -> 15: 15 * 15 * 64 = 14400 features into the classifier.
     "shallow_one_conv_layer_classifier": (4800 + 64) + (14400 * 10 + 10),
     "shallow_logistic_regression_on_pixels": 32 * 32 * 3 * 10 + 10,
     # conv1-conv3 (no pool after conv3: 7x7x192 = 9408 features), one hidden layer of 512.
-    "fewer_layers_conv1_3_one_fc": (4800 + 64) + (204800 + 128) + (221184 + 192) + (9408 * 512 + 512) + (5120 + 10),
+    "fewer_layers_conv1_3_one_fc": (4800 + 64)
+    + (204800 + 128)
+    + (221184 + 192)
+    + (9408 * 512 + 512)
+    + (5120 + 10),
     # Two towers: conv2, conv4, conv5 see half the input channels.
-    "two_towers_paper_s_connectivity": (4800 + 64) + (2 * 5 * 5 * 32 * 64 + 128) + (221184 + 192) + (2 * 9 * 96 * 96 + 192)
-    + (2 * 9 * 96 * 64 + 128) + (1152 * 512 + 512) + (512 * 512 + 512) + (5120 + 10),
+    "two_towers_paper_s_connectivity": (4800 + 64)
+    + (2 * 5 * 5 * 32 * 64 + 128)
+    + (221184 + 192)
+    + (2 * 9 * 96 * 96 + 192)
+    + (2 * 9 * 96 * 64 + 128)
+    + (1152 * 512 + 512)
+    + (512 * 512 + 512)
+    + (5120 + 10),
 }
 
 
@@ -87,26 +120,31 @@ def test_logistic_regression_variant_is_pixels_times_a_matrix():
     params = model.init(jax.random.key(0), jnp.asarray(images))["params"]
     kernel, bias = (np.asarray(jax.device_get(params["fc6"][k].value)) for k in ("kernel", "bias"))
     expected = images.reshape(3, -1).astype(np.float64) @ kernel + bias
-    np.testing.assert_allclose(model.apply({"params": params}, images), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model.apply({"params": params}, images), expected, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_two_towers_need_a_conv_and_a_hidden_layer():
-    model = steps.create_model(digits_config("", towers=2, hidden_features="none"))
+    model = steps.create_model(digits_config("", towers=2, hidden_features=()))
     with pytest.raises(ValueError, match="needs at least one conv layer and one hidden layer"):
         model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
 def test_bad_width_lists_are_explained():
-    with pytest.raises(ValueError, match=r'config.conv_features=.*"none" for no such layers'):
-        steps.create_model(digits_config("", conv_features="64;128"))
-    model = steps.create_model(digits_config("", conv_features="64,128,192,192,128,64"))
+    with pytest.raises(
+        ValueError,
+        match=r"config.conv_features=\('64;128',\) is not a tuple of layer widths.*\(\) for no such layers",
+    ):
+        steps.create_model(digits_config("", conv_features=("64;128",)))
+    model = steps.create_model(digits_config("", conv_features=(64, 128, 192, 192, 128, 64)))
     with pytest.raises(ValueError, match="at most 5 positive kernel counts"):
         model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
 def test_smoothed_is_a_trailing_mean():
     values = np.random.default_rng(0).random(20)
-    expected = [values[max(0, i - 4): i + 1].mean() for i in range(20)]
+    expected = [values[max(0, i - 4) : i + 1].mean() for i in range(20)]
     np.testing.assert_allclose(ablate.smoothed(values, 5), expected)
     assert ablate.steps_to_reach([1, 2, 3, 4], [0.9, 0.5, 0.2, 0.1], 0.25) == 3
     assert ablate.steps_to_reach([1, 2], [0.9, 0.5], 0.25) is None
@@ -118,23 +156,38 @@ def test_combine_refuses_conflicting_overrides():
     with pytest.raises(ValueError, match="sets learning_rate=0.2"):
         ablate.combine([a, b])
     assert ablate.combine([a, ablate.Variant("c", "modern", {"residual": True})]).overrides == {
-        "learning_rate": 0.1, "residual": True}
+        "learning_rate": 0.1,
+        "residual": True,
+    }
 
 
 def test_unknown_variant_names_list_the_known_ones():
     with pytest.raises(ValueError, match="choose from: baseline, tanh_instead_of_relu"):
         ablate.selected_variants(["baseline", "no_such_thing"])
     assert [v.name for v in ablate.selected_variants(["tanh_instead_of_relu", "baseline"])] == [
-        "baseline", "tanh instead of ReLU"]
+        "baseline",
+        "tanh instead of ReLU",
+    ]
 
 
+@pytest.mark.slow
 def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_dir, tmp_path):
     """A tiny budget: baseline, tanh and one modern change (which decides the best combination), one seed."""
     base = digits_config(tfds_data_dir)
     variants = ablate.selected_variants(["baseline", "tanh_instead_of_relu", "label_smoothing_0_1"])
     out, report = str(tmp_path / "out"), str(tmp_path / "report")
-    results = ablate.run_study(base, seeds=1, steps=4, batch_size=8, examples_per_class=2, learning_rate=0.01,
-                               target=0.9, out=out, report_dir=report, variants=variants)
+    results = ablate.run_study(
+        base,
+        seeds=1,
+        steps=4,
+        batch_size=8,
+        examples_per_class=2,
+        learning_rate=0.01,
+        target=0.9,
+        out=out,
+        report_dir=report,
+        variants=variants,
+    )
 
     names = list(results)
     assert names[:3] == ["baseline", "tanh instead of ReLU", "label smoothing 0.1"]
@@ -143,10 +196,14 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
     smoothing_error = results["label smoothing 0.1"]["runs"][0]["test_error"]
     # The only modern change is the combination, whether or not it beat the baseline.
     assert combination == ablate.BEST_COMBINATION + ": label smoothing 0.1"
-    assert results[combination]["runs"][0]["test_error"] == smoothing_error  # same config, same seed: same run
+    # same config, same seed: same run
+    assert results[combination]["runs"][0]["test_error"] == smoothing_error
 
     # Numbers in the table are the runs' own metrics.jsonl values.
-    records = [json.loads(line) for line in open(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl"))]
+    records = [
+        json.loads(line)
+        for line in open(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl"))
+    ]
     (final,) = [r for r in records if "val_top1_error" in r]
     assert final["step"] == 4 and final["val_top1_error"] == baseline_error
     assert [r["step"] for r in records if "top1_error" in r] == [1, 2, 3, 4]  # every step logged
@@ -158,11 +215,51 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
             assert file.read(8) == b"\x89PNG\r\n\x1a\n"
     assert not os.path.exists(os.path.join(out, "runs", "baseline", "seed0", "checkpoints"))
     saved = json.load(open(os.path.join(report, "results.json")))
-    assert saved["protocol"]["num_train_steps"] == 4 and saved["protocol"]["train_examples_per_class"] == 2
+    assert (
+        saved["protocol"]["num_train_steps"] == 4
+        and saved["protocol"]["train_examples_per_class"] == 2
+    )
 
     # A second call reads the finished runs back instead of training them again.
     stamp = os.path.getmtime(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl"))
-    again = ablate.run_study(base, seeds=1, steps=4, batch_size=8, examples_per_class=2, learning_rate=0.01,
-                             target=0.9, out=out, report_dir=report, variants=variants)
-    assert os.path.getmtime(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl")) == stamp
+    again = ablate.run_study(
+        base,
+        seeds=1,
+        steps=4,
+        batch_size=8,
+        examples_per_class=2,
+        learning_rate=0.01,
+        target=0.9,
+        out=out,
+        report_dir=report,
+        variants=variants,
+    )
+    assert (
+        os.path.getmtime(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl")) == stamp
+    )
     assert again["baseline"]["runs"] == results["baseline"]["runs"]
+    # Another protocol in the same --out is refused, not read back into the same table.
+    with pytest.raises(
+        ConfigError,
+        match=r"baseline/seed0 holds a finished run of another config "
+        r"\(learning_rate: 0\.01 in .*, 0\.02 here\)",
+    ):
+        ablate.run_study(
+            base,
+            seeds=1,
+            steps=4,
+            batch_size=8,
+            examples_per_class=2,
+            learning_rate=0.02,
+            target=0.9,
+            out=out,
+            variants=variants,
+        )
+
+
+def test_the_old_module_name_runs_the_study():
+    """`python -m alexnet_jax.ablate` still works in a checkout: the same command, the same names."""
+    from alexnet_jax import ablate as alias
+
+    assert alias.main is ablate.main and alias.define_flags is ablate.define_flags
+    assert alias.VARIANTS is ablate.VARIANTS and alias.run_study is ablate.run_study

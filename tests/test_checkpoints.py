@@ -7,8 +7,6 @@ hand; the 1-device reader runs in a fresh interpreter without the fake devices.
 import json
 import logging as std_logging
 import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -17,11 +15,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from absl import logging
-from jax.sharding import NamedSharding, PartitionSpec as P, SingleDeviceSharding
+from helpers import run_python
+from jax.sharding import NamedSharding, SingleDeviceSharding
+from jax.sharding import PartitionSpec as P
 
-from alexnet_jax.checkpoints import CHECKPOINT_SUBDIR, Checkpointer, load_params, quiet_orbax_logging
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from alexnet_jax.checkpoints import (
+    CHECKPOINT_SUBDIR,
+    Checkpointer,
+    load_params,
+    quiet_orbax_logging,
+)
 
 
 def _mesh(shape):
@@ -34,12 +37,17 @@ def _host_state(seed=0):
     return {
         "params": {
             "conv1": {
-                "kernel": rng.standard_normal((2, 3, 3, 3, 4)).astype(np.float32),  # leading tower axis
+                "kernel": rng.standard_normal((2, 3, 3, 3, 4)).astype(
+                    np.float32
+                ),  # leading tower axis
                 "bias": rng.standard_normal((2, 4)).astype(np.float32),
             },
             "fc8": {"kernel": rng.standard_normal((8, 5)).astype(jnp.bfloat16)},
         },
-        "opt_state": {"momentum": rng.standard_normal((2, 3, 3, 3, 4)).astype(np.float32), "count": np.int32(17)},
+        "opt_state": {
+            "momentum": rng.standard_normal((2, 3, 3, 3, 4)).astype(np.float32),
+            "count": np.int32(17),
+        },
         "rng": np.array([123, 456], np.uint32),
     }
 
@@ -58,7 +66,9 @@ def _shardings(mesh):
 
 
 def _abstract(host, shardings):
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), host, shardings)
+    return jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), host, shardings
+    )
 
 
 def _assert_trees_equal(actual, expected):
@@ -83,7 +93,11 @@ def test_round_trip_is_bit_identical_with_metadata(tmp_path):
     host = _host_state()
     mesh = _mesh((4, 2))
     state = {**jax.device_put(host, _shardings(mesh)), "step": 1000}
-    metadata = {"data_position": {"epoch": 3, "index": 1234}, "schedule": {"lr": 0.01}, "config": {"variant": "paper"}}
+    metadata = {
+        "data_position": {"epoch": 3, "index": 1234},
+        "schedule": {"lr": 0.01},
+        "config": {"variant": "paper"},
+    }
     with Checkpointer(tmp_path) as ckpt:
         assert ckpt.save(1000, state, metadata, metrics={"val_top1_error": jnp.float32(0.4)})
         # Async save returns after the host copy: the source buffers may go at once (donation).
@@ -97,7 +111,9 @@ def test_round_trip_is_bit_identical_with_metadata(tmp_path):
     _assert_trees_equal({k: v for k, v in restored.items() if k != "step"}, host)
     assert restored["step"] == 1000
     assert restored_metadata == metadata
-    for leaf, sharding in zip(jax.tree.leaves(restored["params"]), jax.tree.leaves(_shardings(mesh)["params"])):
+    for leaf, sharding in zip(
+        jax.tree.leaves(restored["params"]), jax.tree.leaves(_shardings(mesh)["params"])
+    ):
         assert leaf.sharding == sharding
     # What is on disk is plain JSON, readable without Orbax.
     with open(tmp_path / "1000" / "metrics" / "metrics") as f:
@@ -160,6 +176,7 @@ def test_restore_onto_another_sharding(tmp_path, layout):
         assert leaf.sharding == sharding
 
 
+@pytest.mark.slow
 def test_load_params_in_a_one_device_process(tmp_path):
     workdir = tmp_path / "workdir"
     host = _save_sharded(workdir / CHECKPOINT_SUBDIR, steps=(10, 20))
@@ -176,9 +193,7 @@ def test_load_params_in_a_one_device_process(tmp_path):
         np.savez({str(out)!r}, **{{k: v.view(np.uint16) if v.dtype.name == "bfloat16" else v for k, v in flat.items()}})
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=REPO_ROOT)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    result = run_python("-c", script, timeout=120)  # XLA_FLAGS="": one CPU device
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = np.load(out)
     expected = host["params"]
@@ -227,9 +242,12 @@ def test_orbax_info_is_quiet_but_warnings_are_not(tmp_path, caplog):
         quiet_orbax_logging(quiet)
         with Checkpointer(tmp_path / str(quiet), quiet=quiet) as ckpt:
             ckpt.save(1, {"params": {"w": jnp.zeros(2)}}, {})
-        ocp.CheckpointManagerOptions(read_only=True)  # Orbax warns that it resets save_interval_steps
+        # Orbax warns that it resets save_interval_steps
+        ocp.CheckpointManagerOptions(read_only=True)
         logging.info("a line of our own")
-        return [r for r in caplog.records if "orbax" in r.pathname], [r.getMessage() for r in caplog.records]
+        return [r for r in caplog.records if "orbax" in r.pathname], [
+            r.getMessage() for r in caplog.records
+        ]
 
     old_verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.INFO)
@@ -242,5 +260,6 @@ def test_orbax_info_is_quiet_but_warnings_are_not(tmp_path, caplog):
         quiet_orbax_logging(True)
     assert any(r.levelno == std_logging.INFO for r in loud)  # control: Orbax does talk at INFO
     assert quiet and all(r.levelno == std_logging.WARNING for r in quiet)
-    assert all("read_only" in r.getMessage() for r in quiet)  # and nothing about our saves without metrics
+    # and nothing about our saves without metrics
+    assert all("read_only" in r.getMessage() for r in quiet)
     assert "a line of our own" in messages

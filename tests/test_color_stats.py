@@ -83,9 +83,8 @@ def test_color_stats_lose_no_digits_to_a_large_mean():
     stats = ip.compute_color_stats(images)
     np.testing.assert_allclose(stats.mean, [254.5 / 255] * 3, rtol=1e-15)
     np.testing.assert_allclose(stats.std, [0.5 / 255] * 3, rtol=1e-15)  # ddof=0
-    variance = (
-        0.25 / 255**2 * n / (n - 1)
-    )  # ddof=1, equal in all channels: one direction of variance
+    # ddof=1, equal in all channels: one direction of variance
+    variance = 0.25 / 255**2 * n / (n - 1)
     np.testing.assert_allclose(stats.eigval, [3 * variance, 0.0, 0.0], rtol=1e-14, atol=1e-19)
 
 

@@ -9,13 +9,15 @@ import torch
 
 from alexnet_jax.convert import load_torch_weights, torch_state_dict_to_flax
 from alexnet_jax.models import AlexNet
-from torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
+from reference.torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
 
 
 def logits_agree(torch_model, params, variant, num_classes=10, size=32):
     x = np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)
     with torch.no_grad():
-        expected = torch_model.double().eval()(torch.tensor(x.transpose(0, 3, 1, 2)).double()).numpy()
+        expected = (
+            torch_model.double().eval()(torch.tensor(x.transpose(0, 3, 1, 2)).double()).numpy()
+        )
     ours = np.asarray(AlexNet(num_classes, variant).apply({"params": params}, jnp.asarray(x)))
     return np.abs(ours - expected).max() / np.abs(expected).max() < 1e-5
 
@@ -40,7 +42,9 @@ def test_dataparallel_prefix_is_stripped():
 def test_num_classes_read_from_last_layer():
     params = torch_state_dict_to_flax(small_alexnet(7).state_dict(), "small")
     assert params["fc8"]["kernel"].shape == (512, 7)
-    variables = jax.eval_shape(AlexNet(7, "small").init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    variables = jax.eval_shape(
+        AlexNet(7, "small").init, jax.random.key(0), jnp.zeros((1, 32, 32, 3))
+    )
     expected = jax.tree.map(lambda a: a.shape, nn.unbox(variables["params"]))
     assert jax.tree.map(np.shape, params) == expected
 
@@ -48,12 +52,18 @@ def test_num_classes_read_from_last_layer():
 def test_paper_ungrouped_conv2_names_key_and_expected_shape():
     state = paper_alexnet(1000).state_dict()
     state["features.4.weight"] = torch.zeros(256, 96, 5, 5)  # groups=1 instead of 2
-    with pytest.raises(ValueError, match=r"'features\.4\.weight' has shape \(256, 96, 5, 5\).*expects \(256, 48, 5, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'features\.4\.weight' has shape \(256, 96, 5, 5\).*expects \(256, 48, 5, 5\)",
+    ):
         torch_state_dict_to_flax(state, "paper")
 
 
 def test_torchvision_weights_into_paper_variant_are_refused_clearly():
-    with pytest.raises(ValueError, match=r"'features\.0\.weight' has shape \(64, 3, 11, 11\).*expects \(96, 3, 11, 11\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'features\.0\.weight' has shape \(64, 3, 11, 11\).*expects \(96, 3, 11, 11\)",
+    ):
         torch_state_dict_to_flax(TorchvisionAlexNet().state_dict(), "paper")
 
 
@@ -67,14 +77,19 @@ def test_missing_bias_is_named():
 def test_missing_weight_is_named():
     state = paper_alexnet(1000).state_dict()
     del state["features.0.weight"]
-    with pytest.raises(ValueError, match=r"'features\.0\.bias' but no weight 'features\.0\.weight'"):
+    with pytest.raises(
+        ValueError, match=r"'features\.0\.bias' but no weight 'features\.0\.weight'"
+    ):
         torch_state_dict_to_flax(state, "paper")
 
 
 def test_missing_layer_lists_what_was_found():
     state = small_alexnet(10).state_dict()
     del state["classifier.3.weight"], state["classifier.3.bias"]
-    with pytest.raises(ValueError, match=r"3 linear weights.*\(512, 1152\), \(512, 512\), \(classes, 512\).*\['classifier\.0\.weight', 'classifier\.6\.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"3 linear weights.*\(512, 1152\), \(512, 512\), \(classes, 512\).*\['classifier\.0\.weight', 'classifier\.6\.weight'\]",
+    ):
         torch_state_dict_to_flax(state, "small")
 
 

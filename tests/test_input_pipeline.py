@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from fake_data import SYNSETS, jpeg_bytes, photos, write_fake_imagenet
 
 from alexnet_jax import input_pipeline as ip
 from alexnet_jax.sharding import BatchRows
-from fake_data import SYNSETS, jpeg_bytes, photos, write_fake_imagenet
 
-DIGITS = dict(dataset="digits", image_size=32, resize_size=32, train_augment="pad_crop", color_stats="dataset")
+DIGITS = dict(
+    dataset="digits", image_size=32, resize_size=32, train_augment="pad_crop", color_stats="dataset"
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +67,19 @@ def test_each_epoch_visits_every_example_once(digits):
 def test_processes_split_each_global_batch(digits):
     config, data = digits
     whole = batches(ip.train_dataset(data, config, 64, start_step=3), 2)
-    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=BatchRows((g,), 32, g, 2)), 2) for g in range(2)]
+    parts = [
+        batches(ip.train_dataset(data, config, 64, start_step=3, rows=BatchRows((g,), 32, g, 2)), 2)
+        for g in range(2)
+    ]
     for step in range(2):
-        np.testing.assert_array_equal(np.concatenate([parts[0][step]["image"], parts[1][step]["image"]]), whole[step]["image"])
+        np.testing.assert_array_equal(
+            np.concatenate([parts[0][step]["image"], parts[1][step]["image"]]), whole[step]["image"]
+        )
     # Shards that are not neighbours (TPU hosts): process 0 holds shards 0 and 2 of 4, process 1 shards 1 and 3.
     apart = [BatchRows((0, 2), 16, 0, 2), BatchRows((1, 3), 16, 1, 2)]
-    parts = [batches(ip.train_dataset(data, config, 64, start_step=3, rows=rows), 2) for rows in apart]
+    parts = [
+        batches(ip.train_dataset(data, config, 64, start_step=3, rows=rows), 2) for rows in apart
+    ]
     for step in range(2):
         for rows, part in zip(apart, parts):
             np.testing.assert_array_equal(part[step]["image"], whole[step]["image"][rows.indices()])
@@ -114,7 +123,12 @@ def test_random_crop_and_flip_are_numpy_slices():
     for i in range(400):
         seed = tf.constant([7, i], tf.int64)
         crop = ip.random_crop(tf.constant(image), 32, seed).numpy()
-        matches = [(t, l) for t in range(5) for l in range(9) if np.array_equal(crop, image[t : t + 32, l : l + 32])]
+        matches = [
+            (top, left)
+            for top in range(5)
+            for left in range(9)
+            if np.array_equal(crop, image[top : top + 32, left : left + 32])
+        ]
         assert len(matches) == 1
         offsets.add(matches[0])
         flipped = ip.random_flip(tf.constant(crop), seed).numpy()
@@ -128,7 +142,13 @@ def test_random_crop_and_flip_are_numpy_slices():
 def test_ten_crops_are_the_corners_centre_and_mirrors():
     image = np.random.default_rng(1).random((256, 256, 3)).astype(np.float32)
     crops = ip.ten_crops(tf.constant(image), 224).numpy()
-    expected = [image[:224, :224], image[:224, 32:], image[32:, :224], image[32:, 32:], image[16:240, 16:240]]
+    expected = [
+        image[:224, :224],
+        image[:224, 32:],
+        image[32:, :224],
+        image[32:, 32:],
+        image[16:240, 16:240],
+    ]
     expected += [e[:, ::-1] for e in expected]
     assert crops.shape == (10, 224, 224, 3)
     for crop, reference in zip(crops, expected):
@@ -147,7 +167,9 @@ def test_base_image_is_the_central_square_resized():
     shrunk = ip.base_image(tf.constant(stripes), 256).numpy()
     assert abs(shrunk.mean() - 127.5) < 3 and shrunk.std() < 15
     # Already the right size: untouched.
-    np.testing.assert_array_equal(ip.base_image(tf.constant(photo[:256, :256]), 256).numpy(), photo[:256, :256])
+    np.testing.assert_array_equal(
+        ip.base_image(tf.constant(photo[:256, :256]), 256).numpy(), photo[:256, :256]
+    )
 
 
 def test_pca_lighting_is_the_papers_formula():
@@ -181,7 +203,9 @@ def test_train_augment_draws_lighting_with_the_configured_std():
     # A flat grey image: after lighting each image is one RGB shift whose
     # coordinates on the components are alpha_i * eigval_i.
     stats = ip.IMAGENET_COLOR_STATS
-    config = ip.InputConfig(image_size=8, resize_size=8, train_augment="paper", pca_lighting_std=0.1)
+    config = ip.InputConfig(
+        image_size=8, resize_size=8, train_augment="paper", pca_lighting_std=0.1
+    )
     image = tf.fill([8, 8, 3], tf.constant(128, tf.uint8))
     alphas = []
     for i in range(300):
@@ -199,20 +223,34 @@ def test_horizontal_flip_off_never_mirrors(augment):
     image = tf.constant(np.tile(np.arange(8, dtype=np.uint8)[None, :, None] * 30, (8, 1, 3)))
     stats = ip.IMAGENET_COLOR_STATS
     for flip in (True, False):
-        config = ip.InputConfig(image_size=8, resize_size=8, train_augment=augment, pca_lighting_std=0.0,
-                                horizontal_flip=flip)
+        config = ip.InputConfig(
+            image_size=8,
+            resize_size=8,
+            train_augment=augment,
+            pca_lighting_std=0.0,
+            horizontal_flip=flip,
+        )
         mirrored = 0
         for i in range(40):
-            row = ip.train_image(image, tf.constant([0, i], tf.int64), config, stats).numpy()[4, :, 0]
+            row = ip.train_image(image, tf.constant([0, i], tf.int64), config, stats).numpy()[
+                4, :, 0
+            ]
             steps = np.diff(row[row > row.min()] if augment == "pad_crop" else row)
             mirrored += int(np.all(steps <= 0) and np.any(steps < 0))
         assert (mirrored > 5) if flip else (mirrored == 0)
 
 
 def test_inception_augment_range_and_shape():
-    config = ip.InputConfig(image_size=64, resize_size=72, train_augment="inception", pca_lighting_std=0.0)
+    config = ip.InputConfig(
+        image_size=64, resize_size=72, train_augment="inception", pca_lighting_std=0.0
+    )
     image = tf.constant(photos()[1])
-    outs = [ip.train_image(image, tf.constant([1, i], tf.int64), config, ip.IMAGENET_COLOR_STATS).numpy() for i in range(5)]
+    outs = [
+        ip.train_image(
+            image, tf.constant([1, i], tf.int64), config, ip.IMAGENET_COLOR_STATS
+        ).numpy()
+        for i in range(5)
+    ]
     for out in outs:
         assert out.shape == (64, 64, 3)
         pixels = out * np.array(ip.IMAGENET_STD) + np.array(ip.IMAGENET_MEAN)
@@ -226,7 +264,12 @@ def test_inception_augment_range_and_shape():
 def test_imagenet_prepares_from_the_users_tars(tmp_path):
     manual_dir = tmp_path / "manual"
     write_fake_imagenet(manual_dir)
-    config = ip.InputConfig(dataset="imagenet2012", data_dir=str(tmp_path / "tfds"), manual_dir=str(manual_dir), eval_crop="ten_crop")
+    config = ip.InputConfig(
+        dataset="imagenet2012",
+        data_dir=str(tmp_path / "tfds"),
+        manual_dir=str(manual_dir),
+        eval_crop="ten_crop",
+    )
     data = ip.load_data(config)
     assert (len(data.train), len(data.eval), data.num_classes) == (8, 4, 1000)
 
@@ -254,8 +297,15 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
     # Two groups of processes (fewer TFRecord files than groups): each record in one group's stream only.
     plain = ip.InputConfig(**{**vars(config), "train_augment": "none", "eval_crop": "center"})
     epoch = np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4), 2)])
-    parts = [np.concatenate([b["image"] for b in batches(ip.train_dataset(data, plain, 4, rows=BatchRows((g,), 2, g, 2)), 2)])
-             for g in range(2)]
+    parts = [
+        np.concatenate(
+            [
+                b["image"]
+                for b in batches(ip.train_dataset(data, plain, 4, rows=BatchRows((g,), 2, g, 2)), 2)
+            ]
+        )
+        for g in range(2)
+    ]
     assert len(data.train.builder.info.splits["train"].filepaths) < 2
     key = lambda images: sorted(image.tobytes() for image in images)  # noqa: E731
     assert key(np.concatenate(parts)) == key(epoch)  # together: one epoch, no example twice
@@ -267,21 +317,37 @@ def test_imagenet_prepares_from_the_users_tars(tmp_path):
 
 
 def test_imagenet_missing_tars_error(tmp_path):
-    config = ip.InputConfig(dataset="imagenet2012", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "empty"))
+    config = ip.InputConfig(
+        dataset="imagenet2012", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "empty")
+    )
     with pytest.raises(ip.DataError) as error:
         ip.load_data(config)
     message = str(error.value)
-    for needed in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", str(tmp_path / "empty"), "--config.manual_dir"):
+    for needed in (
+        "ILSVRC2012_img_train.tar",
+        "ILSVRC2012_img_val.tar",
+        str(tmp_path / "empty"),
+        "--config.manual_dir",
+    ):
         assert needed in message
-    assert not (tmp_path / "tfds" / "downloads").exists() or not any((tmp_path / "tfds" / "downloads").iterdir())
+    assert not (tmp_path / "tfds" / "downloads").exists() or not any(
+        (tmp_path / "tfds" / "downloads").iterdir()
+    )
 
 
 # --------------------------------------------------------------------------- CIFAR-10 and folders
 
 
 def test_cifar10_through_mock_data(tmp_path, monkeypatch):
-    config = ip.InputConfig(dataset="cifar10", data_dir=str(tmp_path), image_size=32, resize_size=32, train_augment="pad_crop")
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)  # as if prepared by tfds
+    config = ip.InputConfig(
+        dataset="cifar10",
+        data_dir=str(tmp_path),
+        image_size=32,
+        resize_size=32,
+        train_augment="pad_crop",
+    )
+    # as if prepared by tfds
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
     (tmp_path / "cifar10").mkdir()
     with tfds.testing.mock_data(num_examples=20):
         data = ip.load_data(config)
@@ -298,7 +364,9 @@ def write_folder(root, corrupt=None):
             folder = root / split / name
             folder.mkdir(parents=True)
             for k in range(count):
-                (folder / f"{k}.jpg").write_bytes(jpeg_bytes(photos()[c][k * 50 : k * 50 + 120, :160]))
+                (folder / f"{k}.jpg").write_bytes(
+                    jpeg_bytes(photos()[c][k * 50 : k * 50 + 120, :160])
+                )
     if corrupt is not None:
         (root / "train" / "dog" / "broken.jpg").write_bytes(corrupt)
 
@@ -306,7 +374,9 @@ def write_folder(root, corrupt=None):
 @pytest.mark.parametrize("payload", [b"", b"this is not an image at all"])
 def test_image_folder_corrupt_file_is_named(tmp_path, payload):
     write_folder(tmp_path, corrupt=payload)
-    config = ip.InputConfig(dataset="image_folder", folder_root=str(tmp_path), image_size=64, resize_size=72)
+    config = ip.InputConfig(
+        dataset="image_folder", folder_root=str(tmp_path), image_size=64, resize_size=72
+    )
     with pytest.raises(ip.DataError, match=r"broken\.jpg") as error:
         ip.load_data(config)
     assert "on_corrupt_image=skip" in str(error.value)
@@ -315,7 +385,12 @@ def test_image_folder_corrupt_file_is_named(tmp_path, payload):
 def test_image_folder_skips_and_counts_when_asked(tmp_path):
     write_folder(tmp_path, corrupt=b"garbage")
     config = ip.InputConfig(
-        dataset="image_folder", folder_root=str(tmp_path), image_size=64, resize_size=72, on_corrupt_image="skip", color_stats="dataset"
+        dataset="image_folder",
+        folder_root=str(tmp_path),
+        image_size=64,
+        resize_size=72,
+        on_corrupt_image="skip",
+        color_stats="dataset",
     )
     data = ip.load_data(config)
     assert [os.path.basename(p) for p in data.skipped_files] == ["broken.jpg"]
@@ -341,13 +416,17 @@ def write_class_images(folder, count, seed, extension=".png"):
     rng = np.random.default_rng(seed)
     for k in range(count):
         image = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
-        encoded = tf.io.encode_png(image) if extension == ".png" else tf.io.encode_jpeg(image, quality=95)
+        encoded = (
+            tf.io.encode_png(image) if extension == ".png" else tf.io.encode_jpeg(image, quality=95)
+        )
         with open(os.path.join(folder, f"{k}{extension}"), "wb") as file:
             file.write(encoded.numpy())
 
 
 def tiny_folder_config(root, **overrides):
-    return ip.InputConfig(dataset="image_folder", folder_root=str(root), image_size=8, resize_size=8, **overrides)
+    return ip.InputConfig(
+        dataset="image_folder", folder_root=str(root), image_size=8, resize_size=8, **overrides
+    )
 
 
 def test_image_folder_eval_class_not_in_train_is_named(tmp_path):
@@ -360,7 +439,10 @@ def test_image_folder_eval_class_not_in_train_is_named(tmp_path):
         ip.load_data(tiny_folder_config(tmp_path))
     message = str(error.value)
     assert "\n" not in message
-    assert f"{tmp_path / 'val'} has 2 class folder(s) that are not in {tmp_path / 'train'}: 'Cat ', 'zebra' (" in message
+    assert (
+        f"{tmp_path / 'val'} has 2 class folder(s) that are not in {tmp_path / 'train'}: 'Cat ', 'zebra' ("
+        in message
+    )
     assert "Add each class to" in message and "remove or rename" in message
 
 
@@ -368,7 +450,9 @@ def test_image_folder_lists_at_most_ten_unknown_classes(tmp_path):
     write_class_images(tmp_path / "train" / "cat", 1, 0)
     for k in range(12):
         os.makedirs(tmp_path / "val" / f"class{k:02d}")  # empty folders count as classes too
-    with pytest.raises(ip.DataError, match=r"has 12 class folder\(s\) .*'class09', \.\.\. \(only") as error:
+    with pytest.raises(
+        ip.DataError, match=r"has 12 class folder\(s\) .*'class09', \.\.\. \(only"
+    ) as error:
         ip.load_data(tiny_folder_config(tmp_path))
     assert "'class10'" not in str(error.value)
 
@@ -377,7 +461,10 @@ def test_image_folder_eval_may_lack_a_class_and_hidden_entries_are_ignored(tmp_p
     for c, name in enumerate(("cat", "dog", "owl")):
         write_class_images(tmp_path / "train" / name, 2, c)
     write_class_images(tmp_path / "val" / "dog", 3, 10, ".jpg")
-    for split in ("train", "val"):  # what notebooks and macOS leave behind: neither classes nor images
+    for split in (
+        "train",
+        "val",
+    ):  # what notebooks and macOS leave behind: neither classes nor images
         write_class_images(tmp_path / split / ".ipynb_checkpoints", 1, 30)
         (tmp_path / split / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
         (tmp_path / split / "dog" / "._0.jpg").write_bytes(b"\0\5\26\7 resource fork")

@@ -22,13 +22,27 @@ def test_the_core_imports_no_tensorflow_tfds_or_matplotlib():
     imports = "; ".join(f"import alexnet_jax.{name}" for name in CORE)
     probe = f"import sys; {imports}; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     environment = dict(os.environ, JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
     # The control: the training loop reads data through tf.data, so importing it must load TensorFlow.
-    control = subprocess.run([sys.executable, "-c", "import sys, alexnet_jax.train; print('tensorflow' in sys.modules)"],
-                             cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300, check=False)
+    control = subprocess.run(
+        [sys.executable, "-c", "import sys, alexnet_jax.train; print('tensorflow' in sys.modules)"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert control.stdout.strip().splitlines()[-1] == "True", control.stderr[-3000:]
 
 
@@ -38,8 +52,12 @@ def package_modules() -> dict[str, str]:
     for folder, _, files in os.walk(PACKAGE):
         for file in files:
             if file.endswith(".py"):
-                parts = os.path.relpath(os.path.join(folder, file), ROOT)[: -len(".py")].split(os.sep)
-                modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = os.path.join(folder, file)
+                parts = os.path.relpath(os.path.join(folder, file), ROOT)[: -len(".py")].split(
+                    os.sep
+                )
+                modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = os.path.join(
+                    folder, file
+                )
     return modules
 
 
@@ -66,7 +84,7 @@ def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "grey":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "black"
@@ -81,7 +99,9 @@ def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_in_the_package():
     modules = package_modules()
-    assert {"alexnet_jax.train", "alexnet_jax.steps", "alexnet_jax.datasets.cifar10"} <= set(modules)
+    assert {"alexnet_jax.train", "alexnet_jax.steps", "alexnet_jax.datasets.cifar10"} <= set(
+        modules
+    )
     graph = {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
     assert import_cycle(graph) is None, " -> ".join(import_cycle(graph))
 
@@ -89,7 +109,10 @@ def test_no_import_cycle_in_the_package():
 @pytest.mark.parametrize(
     "graph, expected",
     [
-        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),  # the control: a cycle must be found
+        (
+            {"a": {"b"}, "b": {"c"}, "c": {"a"}},
+            ["a", "b", "c", "a"],
+        ),  # the control: a cycle must be found
         ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, None),  # a diamond is no cycle
     ],
 )

@@ -58,7 +58,11 @@ def test_alpha_not_divided_equals_tensorflow(size, channels):
     import tensorflow as tf
 
     x = activations((2, 4, 5, channels), scale=100.0, seed=size + channels)
-    ours = np.asarray(local_response_norm(jnp.asarray(x), size=size, alpha=1e-4, beta=0.75, k=2.0, divide_alpha_by_size=False))
+    ours = np.asarray(
+        local_response_norm(
+            jnp.asarray(x), size=size, alpha=1e-4, beta=0.75, k=2.0, divide_alpha_by_size=False
+        )
+    )
     reference = tf.nn.local_response_normalization(
         tf.constant(x), depth_radius=(size - 1) // 2, bias=2.0, alpha=1e-4, beta=0.75
     ).numpy()
@@ -70,7 +74,11 @@ def test_alpha_not_divided_equals_tensorflow(size, channels):
 def test_even_window_position(size):
     # Even windows reach one channel further back than forward, as in torch.
     x = activations((1, 2, 2, 9), scale=300.0)
-    ours = np.asarray(local_response_norm(jnp.asarray(x), size=size, alpha=3e-3, beta=0.6, k=1.5, divide_alpha_by_size=False))
+    ours = np.asarray(
+        local_response_norm(
+            jnp.asarray(x), size=size, alpha=3e-3, beta=0.6, k=1.5, divide_alpha_by_size=False
+        )
+    )
     np.testing.assert_allclose(ours, numpy_lrn(x, size, 3e-3, 0.6, 1.5), rtol=2e-6)
     np.testing.assert_allclose(ours, torch_lrn(x, size, 3e-3 * size, 0.6, 1.5), rtol=2e-6)
 
@@ -79,7 +87,11 @@ def test_channel_edges_see_a_clipped_window():
     x = np.zeros((1, 1, 1, 6), np.float32)
     x[..., 0] = 100.0
     x[..., 5] = 50.0
-    out = np.asarray(local_response_norm(jnp.asarray(x), size=5, alpha=1e-2, beta=1.0, k=1.0, divide_alpha_by_size=False))
+    out = np.asarray(
+        local_response_norm(
+            jnp.asarray(x), size=5, alpha=1e-2, beta=1.0, k=1.0, divide_alpha_by_size=False
+        )
+    )
     # channel 0's window is channels 0..2; channel 5's is 3..5
     np.testing.assert_allclose(out[0, 0, 0, 0], 100.0 / (1.0 + 1e-2 * 100.0**2), rtol=1e-6)
     np.testing.assert_allclose(out[0, 0, 0, 5], 50.0 / (1.0 + 1e-2 * 50.0**2), rtol=1e-6)
@@ -122,7 +134,9 @@ def test_gradient_equals_torch_autograd(size):
 
     ours = np.asarray(jax.grad(loss)(jnp.asarray(x)))
     x_t = torch.tensor(np.asarray(x, np.float64), requires_grad=True)
-    out = torch.nn.LocalResponseNorm(size, 2e-4, 0.75, 2.0)(x_t.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    out = torch.nn.LocalResponseNorm(size, 2e-4, 0.75, 2.0)(x_t.permute(0, 3, 1, 2)).permute(
+        0, 2, 3, 1
+    )
     (out * torch.tensor(weights)).sum().backward()
     reference = x_t.grad.numpy()
     np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * np.abs(reference).max())

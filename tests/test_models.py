@@ -9,7 +9,7 @@ import torch
 
 from alexnet_jax.convert import torch_state_dict_to_flax
 from alexnet_jax.models import AlexNet, count_params, max_pool, vmap_over_towers
-from torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
+from reference.torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
 
 
 def images(n, size, seed=0):
@@ -23,7 +23,9 @@ def torch_logits(model, x_nhwc):
 
 
 def flax_logits(model, params, x, **kwargs):
-    return np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x, **kwargs))(params, jnp.asarray(x)))
+    return np.asarray(
+        jax.jit(lambda p, x: model.apply({"params": p}, x, **kwargs))(params, jnp.asarray(x))
+    )
 
 
 def shapes(model, size, batch=1):
@@ -64,7 +66,9 @@ def test_paper_towers_are_explicit_in_the_parameter_tree():
     assert params["conv5"]["kernel"].shape == (2, 3, 3, 192, 128)
     assert params["fc6"]["kernel"].shape == (2, 9216, 2048)
     assert params["fc8"]["kernel"].shape == (2, 2048, 1000)
-    boxed = jax.eval_shape(AlexNet(1000, "paper").init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"]
+    boxed = jax.eval_shape(
+        AlexNet(1000, "paper").init, jax.random.key(0), jnp.zeros((1, 224, 224, 3))
+    )["params"]
     specs = nn.get_partition_spec(boxed)
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
         assert specs[name]["kernel"][0] == "tower", name
@@ -95,7 +99,9 @@ def test_paper_intermediate_shapes_55_27_13_6(pooling):
     model = AlexNet(1000, "paper", pooling=pooling)
     variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
     logits, state = jax.eval_shape(
-        lambda v, x: model.apply(v, x, mutable=["intermediates"]), variables, jnp.zeros((2, 224, 224, 3))
+        lambda v, x: model.apply(v, x, mutable=["intermediates"]),
+        variables,
+        jnp.zeros((2, 224, 224, 3)),
     )
     got = {name: value[0].shape for name, value in state["intermediates"].items()}
     assert got == {
@@ -200,18 +206,27 @@ def test_small_batchnorm_train_mode_equals_torch(towers, residual):
     reference = scale_weights(reference, seed=3).double().train()
     reference.classifier.eval()  # batch norm in training mode, dropout off
     state = reference.state_dict()
-    weighted = {k.rsplit(".", 1)[0] for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)}
+    weighted = {
+        k.rsplit(".", 1)[0] for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)
+    }
     params = torch_state_dict_to_flax(  # batch norm starts at scale 1, bias 0 on both sides
         {k: v for k, v in state.items() if k.rsplit(".", 1)[0] in weighted}, "small", towers=towers
     )
-    model = AlexNet(10, "small", towers=towers, normalization="batchnorm", dropout_rate=0.0, residual=residual)
+    model = AlexNet(
+        10, "small", towers=towers, normalization="batchnorm", dropout_rate=0.0, residual=residual
+    )
     x = images(4, 32, seed=3)
     variables = model.init(jax.random.key(0), jnp.asarray(x))
-    variables = {"params": {**nn.unbox(variables["params"]), **params}, "batch_stats": variables["batch_stats"]}
+    variables = {
+        "params": {**nn.unbox(variables["params"]), **params},
+        "batch_stats": variables["batch_stats"],
+    }
     ours, updates = model.apply(variables, jnp.asarray(x), train=True, mutable=["batch_stats"])
     with torch.no_grad():
         expected = reference(torch.tensor(x.transpose(0, 3, 1, 2)).double()).numpy()
-    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        np.asarray(ours), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()
+    )
     # running statistics moved towards the batch statistics
     assert not np.allclose(np.asarray(updates["batch_stats"]["bn1"]["mean"]), 0.0)
 
@@ -221,7 +236,9 @@ def test_vmap_over_towers_gives_the_same_logits():
     x = jnp.asarray(images(2, 32))
     params = nn.unbox(model.init(jax.random.key(1), x)["params"])
     looped = model.apply({"params": params}, x)
-    vmapped = AlexNet(10, "small", towers=2, tower_map=vmap_over_towers).apply({"params": params}, x)
+    vmapped = AlexNet(10, "small", towers=2, tower_map=vmap_over_towers).apply(
+        {"params": params}, x
+    )
     np.testing.assert_allclose(np.asarray(vmapped), np.asarray(looped), rtol=1e-5, atol=1e-6)
 
 
@@ -235,7 +252,9 @@ def test_dropout_placement_paper_vs_torchvision():
     paper_style = AlexNet(10, "small", dropout_rate=1.0)  # on fc6/fc7 outputs
     params = nn.unbox(paper_style.init(jax.random.key(1), x)["params"])
     out = np.asarray(paper_style.apply({"params": params}, x, train=True, rngs=rngs))
-    np.testing.assert_array_equal(out, np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape))
+    np.testing.assert_array_equal(
+        out, np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape)
+    )
 
     torchvision_style = AlexNet(1000, "owt", dropout_rate=1.0)  # on fc6/fc7 inputs
     x224 = jnp.asarray(images(2, 224))
@@ -252,8 +271,12 @@ def test_paper_dropout_is_on_fc6_fc7_outputs_at_rate_one_half():
     x = jnp.asarray(images(2, 224))
     params = nn.unbox(jax.jit(model.init)(jax.random.key(1), x[:1])["params"])
     # Rate 1 zeroes fc7's output: only fc8's bias is left.
-    out = model.clone(dropout_rate=1.0).apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(0)})
-    np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape))
+    out = model.clone(dropout_rate=1.0).apply(
+        {"params": params}, x, train=True, rngs={"dropout": jax.random.key(0)}
+    )
+    np.testing.assert_array_equal(
+        np.asarray(out), np.broadcast_to(np.asarray(params["fc8"]["bias"]), out.shape)
+    )
     # The default rate: of fc6's positive outputs, about half are dropped and
     # the rest scaled by 1 / (1 - 0.5) (inverted dropout).
     rngs = {"dropout": jax.random.key(0)}
@@ -270,7 +293,8 @@ def test_paper_dropout_is_on_fc6_fc7_outputs_at_rate_one_half():
 def test_too_small_images_are_refused_with_the_minimum():
     with pytest.raises(ValueError, match="at least 63x63"):
         AlexNet(10, "owt").init(jax.random.key(0), jnp.zeros((1, 62, 62, 3)))
-    jax.eval_shape(AlexNet(10, "owt").init, jax.random.key(0), jnp.zeros((1, 63, 63, 3)))  # torchvision's minimum too
+    # torchvision's minimum too
+    jax.eval_shape(AlexNet(10, "owt").init, jax.random.key(0), jnp.zeros((1, 63, 63, 3)))
 
 
 def test_dropout_active_only_in_training():
@@ -302,7 +326,16 @@ def test_paper_init_statistics():
             assert abs(kernel[tower].std() - 0.01) < 0.0006, (name, tower)
     # the paper: biases 1 in conv2, conv4, conv5 and the fully connected hidden
     # layers, 0 in the remaining layers
-    for name, value in {"conv1": 0, "conv2": 1, "conv3": 0, "conv4": 1, "conv5": 1, "fc6": 1, "fc7": 1, "fc8": 0}.items():
+    for name, value in {
+        "conv1": 0,
+        "conv2": 1,
+        "conv3": 0,
+        "conv4": 1,
+        "conv5": 1,
+        "fc6": 1,
+        "fc7": 1,
+        "fc8": 0,
+    }.items():
         np.testing.assert_array_equal(np.asarray(params[name]["bias"]), value, err_msg=name)
 
 
@@ -328,12 +361,19 @@ def test_he_init_counts_fan_in_without_the_tower_axis():
 def test_torch_init_matches_pytorch_default_bounds():
     model = AlexNet(1000, "owt")  # default init_scheme='torch'
     params = nn.unbox(jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))["params"])
-    layers = [m for m in TorchvisionAlexNet().modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    layers = [
+        m
+        for m in TorchvisionAlexNet().modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    ]
     for name, module in zip(params, layers):
         kernel, bias = np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"])
         w, b = module.weight.detach().numpy(), module.bias.detach().numpy()
         assert abs(kernel.std() / w.std() - 1) < 0.05, name
-        assert kernel.max() <= np.abs(w).max() * 1.01 and abs(kernel.max() / np.abs(w).max() - 1) < 0.05, name
+        assert (
+            kernel.max() <= np.abs(w).max() * 1.01
+            and abs(kernel.max() / np.abs(w).max() - 1) < 0.05
+        ), name
         assert abs(np.abs(bias).max() / np.abs(b).max() - 1) < 0.1, name
 
 
@@ -346,7 +386,9 @@ def test_bfloat16_compute_returns_float32_logits_close_to_float32(towers):
     x = jnp.asarray(images(4, 32))
     params = nn.unbox(model32.init(jax.random.key(0), x)["params"])
     logits32 = np.asarray(model32.apply({"params": params}, x))
-    logits16, state = model32.clone(dtype=jnp.bfloat16).apply({"params": params}, x, mutable=["intermediates"])
+    logits16, state = model32.clone(dtype=jnp.bfloat16).apply(
+        {"params": params}, x, mutable=["intermediates"]
+    )
     assert logits16.dtype == jnp.float32
     assert state["intermediates"]["conv1_act"][0].dtype == jnp.bfloat16  # computed in bfloat16
     assert state["intermediates"]["fc7_act"][0].dtype == jnp.bfloat16
@@ -389,7 +431,9 @@ def test_max_pool_value_and_gradient_equal_torch(window, stride, ties):
     x = x.astype(np.float32)
     if ties:
         assert (x == 2).sum() > x.size // 4  # the control: many windows tie
-    grad_out = rng.normal(size=(2, (13 - window) // stride + 1, (13 - window) // stride + 1, 5)).astype(np.float32)
+    grad_out = rng.normal(
+        size=(2, (13 - window) // stride + 1, (13 - window) // stride + 1, 5)
+    ).astype(np.float32)
     y, vjp = jax.vjp(lambda a: max_pool(a, window, stride), jnp.asarray(x))
     (grad_x,) = jax.jit(vjp)(jnp.asarray(grad_out))
 
@@ -397,7 +441,9 @@ def test_max_pool_value_and_gradient_equal_torch(window, stride, ties):
     ty = torch.nn.functional.max_pool2d(tx, window, stride)
     ty.backward(torch.tensor(grad_out.transpose(0, 3, 1, 2), dtype=torch.float64))
     np.testing.assert_array_equal(np.asarray(y), ty.detach().numpy().transpose(0, 2, 3, 1))
-    np.testing.assert_allclose(np.asarray(grad_x), tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(grad_x), tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6, atol=1e-6
+    )
     # Each window's gradient lands once: the totals agree.
     np.testing.assert_allclose(float(grad_x.sum()), float(grad_out.sum()), rtol=1e-5)
 
@@ -410,7 +456,9 @@ def test_max_pool_with_a_tower_axis_equals_torch():
     (grad_x,) = vjp(jnp.asarray(g))
 
     def nchw(a):  # (towers, N, H, W, C) -> (towers * N, C, H, W)
-        return torch.tensor(a.reshape((-1,) + a.shape[2:]).transpose(0, 3, 1, 2), dtype=torch.float64)
+        return torch.tensor(
+            a.reshape((-1,) + a.shape[2:]).transpose(0, 3, 1, 2), dtype=torch.float64
+        )
 
     def back(t, shape):
         return t.numpy().transpose(0, 2, 3, 1).reshape(shape)

@@ -33,7 +33,10 @@ def problem(seed=0):
     rng = np.random.default_rng(seed)
     params = {"a": rng.normal(size=(3, 4)), "b": rng.normal(size=(5,))}
     grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(NUM_STEPS)]
-    as32 = lambda tree: {k: v.astype(np.float32) for k, v in tree.items()}
+
+    def as32(tree):
+        return {k: v.astype(np.float32) for k, v in tree.items()}
+
     return as32(params), [as32(g) for g in grads]
 
 
@@ -46,8 +49,9 @@ def decay_masks(params, decayed):
     return {k: 1.0 if decayed is None or k in decayed else 0.0 for k in params}
 
 
-def numpy_paper_rule(params, grads, rates, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
-                     decayed=None):
+def numpy_paper_rule(
+    params, grads, rates, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decayed=None
+):
     """v <- m v - wd lr w mask - lr g;  w <- w + v, in float64, mask 1 on `decayed` (None: all).
 
     Returns the list of updates v.
@@ -63,8 +67,9 @@ def numpy_paper_rule(params, grads, rates, momentum=MOMENTUM, weight_decay=WEIGH
     return updates
 
 
-def numpy_common_rule(params, grads, rates, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
-                      decayed=None):
+def numpy_common_rule(
+    params, grads, rates, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, decayed=None
+):
     """The sgd + add_decayed_weights form: t <- m t + g + wd w mask;  w <- w - lr t."""
     w = {k: v.astype(np.float64) for k, v in params.items()}
     t = {k: np.zeros_like(x) for k, x in w.items()}
@@ -97,7 +102,9 @@ def run(optimizer, params, grads, set_rate=None):
 def assert_updates_close(ours, reference, steps=range(NUM_STEPS)):
     for t in steps:
         for k in reference[t]:
-            np.testing.assert_allclose(ours[t][k], reference[t][k], rtol=1e-5, atol=1e-6, err_msg=f"step {t}, {k}")
+            np.testing.assert_allclose(
+                ours[t][k], reference[t][k], rtol=1e-5, atol=1e-6, err_msg=f"step {t}, {k}"
+            )
 
 
 def drop_schedule():
@@ -107,7 +114,9 @@ def drop_schedule():
 def overwrite_rate(key):
     def set_rate(state, t):
         if t == DROP_AT:
-            state.hyperparams[key] = jnp.asarray(DROPPED_LR / LR if key.endswith("scale") else DROPPED_LR)
+            state.hyperparams[key] = jnp.asarray(
+                DROPPED_LR / LR if key.endswith("scale") else DROPPED_LR
+            )
         return state
 
     return set_rate
@@ -121,7 +130,9 @@ def test_paper_sgd_with_schedule_equals_paper_equations():
 
 def test_paper_sgd_under_inject_hyperparams_follows_overwritten_rate():
     params, grads = problem(1)
-    optimizer = optax.inject_hyperparams(paper_sgd)(learning_rate=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    optimizer = optax.inject_hyperparams(paper_sgd)(
+        learning_rate=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+    )
     ours = run(optimizer, params, grads, overwrite_rate("learning_rate"))
     assert_updates_close(ours, numpy_paper_rule(params, grads, rates()))
 
@@ -147,7 +158,9 @@ def test_common_sgd_agrees_before_the_drop_and_differs_after():
     for t in range(DROP_AT, NUM_STEPS):
         ratio = np.abs(ours[t]["a"]).sum() / np.abs(paper[t]["a"]).sum()
         assert ratio < 0.5, (t, ratio)
-    plain = optax.chain(optax.add_decayed_weights(WEIGHT_DECAY), optax.sgd(drop_schedule(), MOMENTUM))
+    plain = optax.chain(
+        optax.add_decayed_weights(WEIGHT_DECAY), optax.sgd(drop_schedule(), MOMENTUM)
+    )
     assert_updates_close(run(plain, params, grads), common)
 
 
@@ -164,7 +177,12 @@ def test_paper_sgd_requires_params():
 def test_adamw_equals_numpy_adamw_and_scale():
     params, grads = problem(4)
     lr, b1, b2, eps, wd = 1e-2, 0.9, 0.999, 1e-8, 0.05
-    ours = run(create_optimizer("adamw", lr, weight_decay=wd), params, grads, overwrite_rate("learning_rate_scale"))
+    ours = run(
+        create_optimizer("adamw", lr, weight_decay=wd),
+        params,
+        grads,
+        overwrite_rate("learning_rate_scale"),
+    )
     w = {k: v.astype(np.float64) for k, v in params.items()}
     m = {k: np.zeros_like(x) for k, x in w.items()}
     v = {k: np.zeros_like(x) for k, x in w.items()}
@@ -175,7 +193,9 @@ def test_adamw_equals_numpy_adamw_and_scale():
             v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
             m_hat, v_hat = m[k] / (1 - b1 ** (t + 1)), v[k] / (1 - b2 ** (t + 1))
             update = -rate * (m_hat / (np.sqrt(v_hat) + eps) + wd * w[k])
-            np.testing.assert_allclose(ours[t][k], update, rtol=1e-4, atol=1e-7, err_msg=f"step {t}, {k}")
+            np.testing.assert_allclose(
+                ours[t][k], update, rtol=1e-4, atol=1e-7, err_msg=f"step {t}, {k}"
+            )
             w[k] = w[k] + update
 
 
@@ -240,13 +260,19 @@ def test_schedules_equal_closed_form(kind, warmup_epochs):
 
 def test_warmup_is_linear_from_zero_and_step_drops_at_epochs():
     schedule = make_schedule("step", 0.1, 100, 9000, warmup_epochs=1.0, step_epochs=(30, 60))
-    np.testing.assert_allclose(evaluate(schedule, [0, 25, 50, 99, 100]), [0.0, 0.025, 0.05, 0.099, 0.1], rtol=1e-6)
-    np.testing.assert_allclose(evaluate(schedule, [2999, 3000, 5999, 6000]), [0.1, 0.01, 0.01, 0.001], rtol=1e-5)
+    np.testing.assert_allclose(
+        evaluate(schedule, [0, 25, 50, 99, 100]), [0.0, 0.025, 0.05, 0.099, 0.1], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        evaluate(schedule, [2999, 3000, 5999, 6000]), [0.1, 0.01, 0.01, 0.001], rtol=1e-5
+    )
 
 
 def test_cosine_endpoints():
     schedule = make_schedule("cosine", 0.2, 10, 1000, warmup_epochs=5)
-    np.testing.assert_allclose(evaluate(schedule, [50, 525, 1000, 2000]), [0.2, 0.1, 0.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(
+        evaluate(schedule, [50, 525, 1000, 2000]), [0.2, 0.1, 0.0, 0.0], atol=1e-7
+    )
 
 
 def test_schedule_errors():
@@ -260,8 +286,32 @@ def test_schedule_errors():
 
 # The plateau rule.
 
-ERRORS = [0.9, 0.8, 0.7, 0.7, 0.71, 0.72, 0.6, 0.65, 0.66, 0.61, 0.6, 0.59, 0.59,
-          0.59, 0.59, 0.58, 0.58, 0.58, 0.58, 0.58, 0.58, 0.58, 0.58, 0.58]
+ERRORS = [
+    0.9,
+    0.8,
+    0.7,
+    0.7,
+    0.71,
+    0.72,
+    0.6,
+    0.65,
+    0.66,
+    0.61,
+    0.6,
+    0.59,
+    0.59,
+    0.59,
+    0.59,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+    0.58,
+]
 
 
 def torch_drops(errors, patience, min_delta, max_drops, factor=0.1):
@@ -272,8 +322,15 @@ def torch_drops(errors, patience, min_delta, max_drops, factor=0.1):
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=1.0)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=factor, patience=patience, threshold=min_delta,
-        threshold_mode="abs", cooldown=0, min_lr=floor, eps=0.0,
+        opt,
+        mode="min",
+        factor=factor,
+        patience=patience,
+        threshold=min_delta,
+        threshold_mode="abs",
+        cooldown=0,
+        min_lr=floor,
+        eps=0.0,
     )
     dropped = []
     for error in errors:
@@ -333,13 +390,17 @@ def test_plateau_rejects_bad_input():
 def test_overwriting_a_scheduled_rate_is_ignored_but_the_scale_is_not():
     """optax recomputes scheduled hyperparameters each step: plateau drops must go through the scale."""
     params, grads = problem(5)
-    warmup_then_constant = make_schedule("plateau", LR, steps_per_epoch=2, total_steps=NUM_STEPS, warmup_epochs=1)
+    warmup_then_constant = make_schedule(
+        "plateau", LR, steps_per_epoch=2, total_steps=NUM_STEPS, warmup_epochs=1
+    )
     expected_rates = [float(warmup_then_constant(t)) for t in range(NUM_STEPS)]
     optimizer = create_optimizer("paper_sgd", warmup_then_constant, MOMENTUM, WEIGHT_DECAY)
     ignored = run(optimizer, params, grads, overwrite_rate("learning_rate"))
     assert_updates_close(ignored, numpy_paper_rule(params, grads, expected_rates))
     scaled = run(optimizer, params, grads, overwrite_rate("learning_rate_scale"))
-    dropped_rates = [r * (DROPPED_LR / LR if t >= DROP_AT else 1.0) for t, r in enumerate(expected_rates)]
+    dropped_rates = [
+        r * (DROPPED_LR / LR if t >= DROP_AT else 1.0) for t, r in enumerate(expected_rates)
+    ]
     assert_updates_close(scaled, numpy_paper_rule(params, grads, dropped_rates))
 
 
@@ -373,10 +434,15 @@ def flatten(tree):
 def layered_problem(seed=0):
     """Flat {'layer/name': float32 array} params over LAYER_SHAPES and NUM_STEPS gradients."""
     rng = np.random.default_rng(seed)
-    params = {f"{layer}/{name}": rng.normal(size=shape).astype(np.float32)
-              for layer, names in LAYER_SHAPES.items() for name, shape in names.items()}
-    grads = [{k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
-             for _ in range(NUM_STEPS)]
+    params = {
+        f"{layer}/{name}": rng.normal(size=shape).astype(np.float32)
+        for layer, names in LAYER_SHAPES.items()
+        for name, shape in names.items()
+    }
+    grads = [
+        {k: rng.normal(size=v.shape).astype(np.float32) for k, v in params.items()}
+        for _ in range(NUM_STEPS)
+    ]
     return params, grads
 
 
@@ -389,8 +455,9 @@ def run_nested(optimizer, params, grads):
 def test_sgd_variants_decay_what_weight_decay_on_says(name, weight_decay_on):
     params, grads = layered_problem(6)
     rule = numpy_common_rule if name == "sgd" else numpy_paper_rule
-    optimizer = create_optimizer(name, drop_schedule(), MOMENTUM, WEIGHT_DECAY,
-                                 weight_decay_on=weight_decay_on)
+    optimizer = create_optimizer(
+        name, drop_schedule(), MOMENTUM, WEIGHT_DECAY, weight_decay_on=weight_decay_on
+    )
     ours = run_nested(optimizer, params, grads)
     assert_updates_close(ours, rule(params, grads, rates(), decayed=DECAYED[weight_decay_on]))
     if weight_decay_on == "weights":  # both halves of the mask show at this decay
@@ -415,13 +482,18 @@ def test_adamw_equals_torch_adamw_with_an_undecayed_group(weight_decay_on):
     lr, wd = 1e-2, 0.05
     optimizer = create_optimizer("adamw", lr, weight_decay=wd, weight_decay_on=weight_decay_on)
     ours = run_nested(optimizer, params, grads)
-    tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True)
-               for k, v in params.items()}
+    tensors = {
+        k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()
+    }
     decayed = DECAYED[weight_decay_on]
     reference = torch.optim.AdamW(
-        [{"params": [x for k, x in tensors.items() if k in decayed], "weight_decay": wd},
-         {"params": [x for k, x in tensors.items() if k not in decayed], "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.999), eps=1e-8,
+        [
+            {"params": [x for k, x in tensors.items() if k in decayed], "weight_decay": wd},
+            {"params": [x for k, x in tensors.items() if k not in decayed], "weight_decay": 0.0},
+        ],
+        lr=lr,
+        betas=(0.9, 0.999),
+        eps=1e-8,
     )
     for t, g in enumerate(grads):
         before = {k: x.detach().clone() for k, x in tensors.items()}
@@ -429,18 +501,31 @@ def test_adamw_equals_torch_adamw_with_an_undecayed_group(weight_decay_on):
             x.grad = torch.tensor(g[k], dtype=torch.float64)
         reference.step()
         for k, x in tensors.items():
-            np.testing.assert_allclose(ours[t][k], (x.detach() - before[k]).numpy(), rtol=2e-4,
-                                       atol=1e-7, err_msg=f"step {t}, {k}")
+            np.testing.assert_allclose(
+                ours[t][k],
+                (x.detach() - before[k]).numpy(),
+                rtol=2e-4,
+                atol=1e-7,
+                err_msg=f"step {t}, {k}",
+            )
 
 
 @pytest.mark.parametrize("weight_decay_on", WEIGHT_DECAY_ON)
 def test_frozen_stay_frozen_and_backbone_is_decayed_by_the_same_rule(weight_decay_on):
     params, grads = layered_problem(9)
     scale = 0.1
-    groups = parameter_groups(nest(params), frozen=("conv1",), head=("fc8",),
-                              backbone_lr_scale=scale)
-    optimizer = create_optimizer("paper_sgd", LR, MOMENTUM, WEIGHT_DECAY, groups=groups,
-                                 backbone_lr_scale=scale, weight_decay_on=weight_decay_on)
+    groups = parameter_groups(
+        nest(params), frozen=("conv1",), head=("fc8",), backbone_lr_scale=scale
+    )
+    optimizer = create_optimizer(
+        "paper_sgd",
+        LR,
+        MOMENTUM,
+        WEIGHT_DECAY,
+        groups=groups,
+        backbone_lr_scale=scale,
+        weight_decay_on=weight_decay_on,
+    )
     ours = run_nested(optimizer, params, grads)
     leaf_groups = flatten(groups)
     assert leaf_groups["bn1/scale"] == "frozen" and leaf_groups["fc6/bias"] == "backbone"
@@ -450,8 +535,12 @@ def test_frozen_stay_frozen_and_backbone_is_decayed_by_the_same_rule(weight_deca
             assert all(not np.any(u[key]) for u in ours), key
             continue
         rate = LR * (scale if group == "backbone" else 1.0)
-        expected = numpy_paper_rule({key: params[key]}, [{key: g[key]} for g in grads],
-                                    [rate] * NUM_STEPS, decayed=DECAYED[weight_decay_on])
+        expected = numpy_paper_rule(
+            {key: params[key]},
+            [{key: g[key]} for g in grads],
+            [rate] * NUM_STEPS,
+            decayed=DECAYED[weight_decay_on],
+        )
         assert_updates_close([{key: u[key]} for u in ours], expected)
 
 
@@ -515,8 +604,9 @@ def test_weight_decay_on_leaves_the_state_structure_as_before(name):
     if name == "adamw":
         before = optax.inject_hyperparams(adamw_before)(learning_rate=0.01, weight_decay=5e-4)
     else:
-        before = optax.inject_hyperparams(sgd_before)(learning_rate=0.01, momentum=0.9,
-                                                      weight_decay=5e-4)
+        before = optax.inject_hyperparams(sgd_before)(
+            learning_rate=0.01, momentum=0.9, weight_decay=5e-4
+        )
     expected = jax.tree.structure(before.init(params))
     for weight_decay_on in WEIGHT_DECAY_ON:
         state = create_optimizer(name, 0.01, weight_decay_on=weight_decay_on).init(params)

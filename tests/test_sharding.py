@@ -2,14 +2,13 @@
 
 The communication test reads the collectives out of the compiled HLO of the
 paper model's train step on a (4, 2) mesh (8 fake CPU devices, conftest.py)
-and attributes each by the mesh axis its replica groups span and the layer
-names in its `op_name`. A control built with grouped convolutions
+with reference/hlo.py and attributes each by the mesh axis its replica groups
+span and the layer names in its `op_name`. A control built with grouped convolutions
 (`vmap_over_towers`) must fail the same check, so the check can fail.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import jax
@@ -18,121 +17,13 @@ import pytest
 
 from alexnet_jax import models, sharding, steps
 from configs import default
+from reference.hlo import Collective, collectives, parse_groups
 
 BATCH = 8
 MESH = (4, 2)  # ('data', 'model')
 
 # ---------------------------------------------------------------------------
-# Reading collectives out of compiled HLO
-
-_OPCODES = (
-    "ragged-all-to-all",
-    "all-to-all",
-    "all-gather",
-    "all-reduce",
-    "reduce-scatter",
-    "collective-permute",
-    "collective-broadcast",
-)
-# The opcode right before its operand list; `(?<![\w-])` keeps "all-to-all" from matching inside "ragged-all-to-all".
-_COLLECTIVE = re.compile(r"(?<![\w-])(" + "|".join(_OPCODES) + r")(?:-start)?\(")
-_IOTA = re.compile(r"\[([\d,]+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?")
-_IOTA_IDS = re.compile(r"\[([\d,]+)\](?:T\(([\d,]+)\))?")  # device_ids of the mesh form: [dims]T(perm)
-_MESH_FORM = re.compile(r"mesh\[([^\]]*)\](?:, device_ids=\(([^)]*\)?)\))? \{([^}]*)\}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Collective:
-    opcode: str
-    axes: frozenset  # mesh axis names along which its groups vary
-    op_name: str
-    result_type: str  # e.g. "f32[2,10]{1,0}" or a tuple "(f32[], f32[])"
-
-    @property
-    def tokens(self) -> set[str]:
-        """Every name in op_name; combined ops list several, separated by ':'."""
-        return {t for t in re.split(r"[/:()]", self.op_name) if t}
-
-    @property
-    def shapes(self) -> list[tuple[int, ...]]:
-        return [tuple(int(d) for d in dims.split(",") if d) for dims in re.findall(r"\w+\[([\d,]*)\]", self.result_type)]
-
-
-def _iota(dims: list[int], perm: list[int] | None) -> np.ndarray:
-    ids = np.arange(int(np.prod(dims))).reshape(dims)
-    return (ids.transpose(perm) if perm else ids).reshape(-1)
-
-
-def _ints(text: str | None) -> list[int]:
-    return [int(n) for n in text.split(",")] if text else []
-
-
-def _balanced_braces(text: str) -> str:
-    depth = 0
-    for end, char in enumerate(text):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return text[: end + 1]
-    raise ValueError(f"unbalanced braces in {text[:80]!r}")
-
-
-def parse_groups(line: str, num_devices: int) -> list[list[int]]:
-    """The device groups of one collective, as partition ids (positions in mesh.devices.flat).
-
-    Three spellings of replica_groups: explicit `{{0,1},{2,3}}` (`{}` = all
-    devices), iota `[G,S]<=[dims]T(perm)`, and the mesh form
-    `mesh['a'=4,'b'=2] {'b'}` (optionally `, device_ids=([dims]T(perm))`
-    before the braces): the listed axes vary within a group. A
-    collective-permute's source-target pairs count as groups.
-    """
-    match = re.search(r"(replica_groups|source_target_pairs)=", line)
-    if match is None:
-        raise ValueError(f"no replica_groups in: {line[:200]}")
-    text = line[match.end():]
-    if text.startswith("{"):
-        groups = [_ints(g) for g in re.findall(r"\{([\d,]+)\}", _balanced_braces(text))]
-        return groups or [list(range(num_devices))]
-    if text.startswith("["):
-        iota = _IOTA.match(text)
-        num_groups, size = _ints(iota.group(1))
-        return _iota(_ints(iota.group(2)), _ints(iota.group(3))).reshape(num_groups, size).tolist()
-    mesh = _MESH_FORM.match(text)
-    if mesh is None:
-        raise ValueError(f"unknown replica_groups spelling: {text[:200]}")
-    names, sizes = zip(*((n, int(s)) for n, s in re.findall(r"'(\w+)'=(\d+)", mesh.group(1))))
-    if mesh.group(2):
-        device_ids = _IOTA_IDS.fullmatch(mesh.group(2))
-        if device_ids is None:
-            raise ValueError(f"unknown device_ids spelling: {mesh.group(2)}")
-        ids = _iota(_ints(device_ids.group(1)), _ints(device_ids.group(2)))
-    else:
-        ids = np.arange(int(np.prod(sizes)))
-    grouped = [names.index(n) for n in re.findall(r"'(\w+)'", mesh.group(3))]
-    kept = [i for i in range(len(names)) if i not in grouped]
-    ids = ids.reshape(sizes).transpose(kept + grouped)
-    return ids.reshape(-1, int(np.prod([sizes[i] for i in grouped], dtype=int))).tolist()
-
-
-def collectives(hlo: str, mesh) -> list[Collective]:
-    """Every collective in `hlo`, with the mesh axes its groups span."""
-    found = []
-    for line in hlo.splitlines():
-        match = _COLLECTIVE.search(line)
-        if match is None:
-            continue
-        groups = parse_groups(line, mesh.devices.size)
-        members = sorted(i for g in groups for i in g)
-        if match.group(1) != "collective-permute":
-            assert members == list(range(mesh.devices.size)), f"groups {groups} do not partition the mesh: {line[:200]}"
-        axes = set()
-        for group in groups:
-            coords = np.array(np.unravel_index(group, mesh.devices.shape))  # (mesh axes, group members)
-            axes.update(name for name, c in zip(mesh.axis_names, coords) if len(set(c)) > 1)
-        op_name = re.search(r'op_name="([^"]*)"', line)
-        rhs = line.split(" = ", 1)[1]
-        result_type = rhs[: _COLLECTIVE.search(rhs).start()].strip()
-        found.append(Collective(match.group(1), frozenset(axes), op_name.group(1) if op_name else "", result_type))
-    return found
+# Reading collectives out of compiled HLO (reference/hlo.py)
 
 
 # The groups XLA printed for the paper step on make_mesh((4, 2)), where 'model' groups are {0,1},{2,3},...
@@ -143,8 +34,14 @@ def collectives(hlo: str, mesh) -> list[Collective]:
         ("replica_groups={{0,2,4,6},{1,3,5,7}}, use_global_device_ids=true", "data"),
         ("replica_groups=[2,4]<=[4,2]T(1,0), use_global_device_ids=true", "data"),
         ("replica_groups=[4,2]<=[8], use_global_device_ids=true", "model"),
-        ("replica_groups=mesh['axis_0'=4,'axis_1'=1,'axis_2'=1,'axis_3'=2,'axis_4'=1] {'axis_3'}, dimensions={3}", "model"),
-        ("replica_groups=mesh['axis_0'=4,'axis_1'=1,'axis_2'=1,'axis_3'=2] {'axis_0'}, dimensions={0}", "data"),
+        (
+            "replica_groups=mesh['axis_0'=4,'axis_1'=1,'axis_2'=1,'axis_3'=2,'axis_4'=1] {'axis_3'}, dimensions={3}",
+            "model",
+        ),
+        (
+            "replica_groups=mesh['axis_0'=4,'axis_1'=1,'axis_2'=1,'axis_3'=2] {'axis_0'}, dimensions={0}",
+            "data",
+        ),
         (
             "replica_groups=mesh['axis_0'=2,'axis_1'=1,'axis_2'=1,'axis_3'=1,'axis_4'=1,'axis_5'=4], "
             "device_ids=([4,2]T(1,0)) {'axis_0'}, use_global_device_ids=true",
@@ -159,10 +56,14 @@ def collectives(hlo: str, mesh) -> list[Collective]:
 )
 def test_replica_group_spellings(spelling, axis):
     mesh = sharding.create_mesh(MESH)
-    line = f"  %x = f32[2]{{0}} all-reduce(%y), channel_id=1, {spelling}, metadata={{op_name=\"a/b\"}}"
+    line = (
+        f'  %x = f32[2]{{0}} all-reduce(%y), channel_id=1, {spelling}, metadata={{op_name="a/b"}}'
+    )
     (found,) = collectives(line, mesh)
     assert found.axes == {axis}
-    expected = {"model": [[0, 1], [2, 3], [4, 5], [6, 7]], "data": [[0, 2, 4, 6], [1, 3, 5, 7]]}[axis]
+    expected = {"model": [[0, 1], [2, 3], [4, 5], [6, 7]], "data": [[0, 2, 4, 6], [1, 3, 5, 7]]}[
+        axis
+    ]
     assert sorted(sorted(g) for g in parse_groups(line, 8)) == expected
 
 
@@ -192,7 +93,9 @@ def compiled_train_hlo(model, config, mesh) -> str:
     tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=100)
     abstract, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
     p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
-    state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+    )
     size, batch_sharding = config.image_size, sharding.batch_sharding(mesh)
     batch = {
         "image": jax.ShapeDtypeStruct((BATCH, size, size, 3), np.float32, sharding=batch_sharding),
@@ -211,23 +114,32 @@ def tower_talk_problems(ops: list[Collective], local_batch: int) -> list[str]:
         if "model" not in op.axes:
             continue
         layers = op.tokens & (CROSS_TOWER_LAYERS | WITHIN_TOWER_LAYERS)
-        suspicious = {t for t in op.tokens if re.search(r"lrn|pool|reduce_window|dropout", t, re.IGNORECASE)}
+        suspicious = {
+            t for t in op.tokens if re.search(r"lrn|pool|reduce_window|dropout", t, re.IGNORECASE)
+        }
         is_merge = op.opcode == "all-gather" and op.op_name.endswith("/reshape")
         # optax.global_norm of tower-sharded gradients (the grad_norm metric): scalar partial sums, no layer name.
         is_norm = all(shape == () for shape in op.shapes) and not layers
         if layers & WITHIN_TOWER_LAYERS or suspicious:
             problems.append(f"{op.opcode} over 'model' in a within-tower layer: {op.op_name}")
         elif not (layers or is_merge or is_norm):
-            problems.append(f"{op.opcode} over 'model' not attributable to {sorted(CROSS_TOWER_LAYERS)}: {op.op_name}")
+            problems.append(
+                f"{op.opcode} over 'model' not attributable to {sorted(CROSS_TOWER_LAYERS)}: {op.op_name}"
+            )
     merges = {}
     for op in ops:
         if "model" in op.axes and op.opcode == "all-gather" and op.op_name.endswith("/reshape"):
             (shape,) = op.shapes
-            size = int(np.prod(shape)) // local_batch  # the whole merged activation of the local batch, no more
-            layer = next((name for name, width in MERGES.items() if width == size), f"unknown merge {shape}")
+            # the whole merged activation of the local batch, no more
+            size = int(np.prod(shape)) // local_batch
+            layer = next(
+                (name for name, width in MERGES.items() if width == size), f"unknown merge {shape}"
+            )
             merges[layer] = merges.get(layer, 0) + 1
     if merges != dict.fromkeys(MERGES, 1):
-        problems.append(f"expected one merge all-gather each in front of {sorted(MERGES)}, got {merges}")
+        problems.append(
+            f"expected one merge all-gather each in front of {sorted(MERGES)}, got {merges}"
+        )
     return problems
 
 
@@ -243,9 +155,13 @@ def test_towers_talk_only_at_conv3_fc6_fc7_fc8():
     #   all-reduce conv3 backward (the input gradient psum of conv3's shard_map), combined with 11 scalars
     #   and 1 more all-reduce of 4 scalars: the grad_norm metric's sums of squares of the 15 tower-sharded gradients.
     model_ops = [op for op in ops if "model" in op.axes]
-    assert len(model_ops) == 8, "\n".join(f"{op.opcode} {sorted(op.axes)} {op.op_name}" for op in model_ops)
+    assert len(model_ops) == 8, "\n".join(
+        f"{op.opcode} {sorted(op.axes)} {op.op_name}" for op in model_ops
+    )
     assert sum(op.opcode == "all-gather" for op in model_ops) == 3
-    assert any("data" in op.axes for op in ops), "no gradient all-reduce over 'data' found: is the parser blind?"
+    assert any("data" in op.axes for op in ops), (
+        "no gradient all-reduce over 'data' found: is the parser blind?"
+    )
 
 
 def test_grouped_conv_towers_fail_the_check():
@@ -255,7 +171,9 @@ def test_grouped_conv_towers_fail_the_check():
     model = steps.create_model(config, mesh).clone(tower_map=models.vmap_over_towers)
     ops = collectives(compiled_train_hlo(model, config, mesh), mesh)
     problems = tower_talk_problems(ops, BATCH // MESH[0])
-    assert any("within-tower" in p and ("conv2" in p or "conv4" in p or "conv5" in p) for p in problems), problems
+    assert any(
+        "within-tower" in p and ("conv2" in p or "conv4" in p or "conv5" in p) for p in problems
+    ), problems
     assert any("over 'data'" in p for p in problems), problems
 
 
@@ -278,10 +196,17 @@ def run_steps(mesh, config, batches, dropout_key):
     return initial, jax.device_get(state.params), losses
 
 
+@pytest.mark.slow  # over 20 s on 2 CPU cores
 def test_sharded_step_equals_one_device():
     # He init and a constant learning rate: the paper's N(0, 0.01) init barely moves in 3 steps, which
     # would make any two runs agree.
-    config = paper_config(init_scheme="he", schedule="constant", warmup_epochs=0.0, learning_rate=0.002, dropout_rate=0.5)
+    config = paper_config(
+        init_scheme="he",
+        schedule="constant",
+        warmup_epochs=0.0,
+        learning_rate=0.002,
+        dropout_rate=0.5,
+    )
     rng = np.random.default_rng(0)
     batches = [
         {
@@ -301,8 +226,14 @@ def test_sharded_step_equals_one_device():
     # therefore also mean equal dropout masks on both meshes (threefry is partitionable).
     assert abs(other_losses[0] - expected_losses[0]) > 1e-3
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
-    moved = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(initial)))
-    difference = max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(expected)))
+    moved = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(initial))
+    )
+    difference = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(expected))
+    )
     assert moved > 1e-3  # the parameters changed far more than the tolerance
     # float32 sums in another order (per-shard partial sums, all-reduces). Measured max abs difference:
     # 3e-8 (params moved 0.027); 1.3e-6 with learning_rate=0.01 (moved 0.54, loss 6.4 -> 109 -> 19).
@@ -328,7 +259,9 @@ def test_create_mesh_rejects_shapes_that_do_not_fit(mesh_shape, message):
         sharding.create_mesh(mesh_shape)
 
 
-@pytest.mark.parametrize("mesh_shape, shape", [((-1, 2), (4, 2)), ((-1, 1), (8, 1)), ((2, -1), (2, 4)), ((8, 1), (8, 1))])
+@pytest.mark.parametrize(
+    "mesh_shape, shape", [((-1, 2), (4, 2)), ((-1, 1), (8, 1)), ((2, -1), (2, 4)), ((8, 1), (8, 1))]
+)
 def test_create_mesh_fills_in_minus_one(mesh_shape, shape):
     mesh = sharding.create_mesh(mesh_shape)
     assert mesh.axis_names == ("data", "model")
@@ -340,5 +273,8 @@ def test_create_mesh_fills_in_minus_one(mesh_shape, shape):
 def test_model_axis_must_match_the_towers(towers, mesh_shape):
     config = default.get_config()
     config.towers = towers
-    with pytest.raises(sharding.MeshError, match=f"puts {mesh_shape[1]} devices on 'model' but the model has {towers} tower"):
+    with pytest.raises(
+        sharding.MeshError,
+        match=f"puts {mesh_shape[1]} devices on 'model' but the model has {towers} tower",
+    ):
         steps.create_model(config, sharding.create_mesh(mesh_shape))

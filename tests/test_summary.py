@@ -6,7 +6,11 @@ from alexnet_jax.summary import model_summary
 
 def test_paper_table_lists_the_papers_shapes_and_counts():
     table = model_summary(AlexNet(1000, "paper"), 224)
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[3:] if line.strip() and not line.startswith(" ")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in table.splitlines()[3:]
+        if line.strip() and not line.startswith(" ")
+    }
     assert rows["conv1"][1:3] == ["55x55x96", "34,944"]
     assert rows["conv2"][1:3] == ["27x27x256", "307,456"]
     assert rows["conv3"][1:3] == ["13x13x384", "885,120"]

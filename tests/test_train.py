@@ -9,46 +9,61 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fake_data import digits_config, write_fake_imagenet
+from helpers import read_metrics
 
 from alexnet_jax import checkpoints, input_pipeline, metrics, sharding, steps, train
 from alexnet_jax.models import AlexNet
 from configs import imagenet
-from fake_data import digits_config, write_fake_imagenet
 
 
 def metric_steps(workdir, key):
-    with open(os.path.join(workdir, "metrics.jsonl")) as file:
-        return [record["step"] for record in map(json.loads, file) if key in record]
+    return [record["step"] for record in read_metrics(workdir, key)]
 
 
+@pytest.mark.slow  # over 20 s on 2 CPU cores
 def test_resume_is_bit_identical(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant")
     train.train_and_evaluate(config, str(tmp_path / "straight"))
 
     interrupted = digits_config(tfds_data_dir, num_train_steps=3, schedule="constant")
-    train.train_and_evaluate(interrupted, str(tmp_path / "resumed"))  # stops after step 3's checkpoint
+    # stops after step 3's checkpoint
+    train.train_and_evaluate(interrupted, str(tmp_path / "resumed"))
     train.train_and_evaluate(config, str(tmp_path / "resumed"))  # same command again: resumes at 3
 
     straight = checkpoints.load_params(tmp_path / "straight")
     resumed = checkpoints.load_params(tmp_path / "resumed")
     jax.tree.map(np.testing.assert_array_equal, straight, resumed)
-    assert metric_steps(tmp_path / "resumed", "loss") == [2, 3, 4, 6]  # step 3 logged once, as the last step of run 1
+    assert metric_steps(tmp_path / "resumed", "loss") == [
+        2,
+        3,
+        4,
+        6,
+    ]  # step 3 logged once, as the last step of run 1
     assert metric_steps(tmp_path / "straight", "loss") == [2, 4, 6]
 
 
 def test_metrics_after_the_checkpoint_are_replaced_on_resume(tfds_data_dir, tmp_path):
-    config = digits_config(tfds_data_dir, num_train_steps=4, schedule="constant", checkpoint_every_steps=2)
+    config = digits_config(
+        tfds_data_dir, num_train_steps=4, schedule="constant", checkpoint_every_steps=2
+    )
     workdir = str(tmp_path)
     train.train_and_evaluate(config, workdir)
     # A run that died after logging step 5 but before its next checkpoint:
     with open(os.path.join(workdir, "metrics.jsonl"), "a") as file:
         file.write(json.dumps({"step": 5, "loss": 9.9}) + "\n")
-    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=6, schedule="constant", checkpoint_every_steps=2), workdir)
+    train.train_and_evaluate(
+        digits_config(
+            tfds_data_dir, num_train_steps=6, schedule="constant", checkpoint_every_steps=2
+        ),
+        workdir,
+    )
     assert metric_steps(workdir, "loss") == [2, 4, 6]
 
 
 def test_eval_counts_every_example_once(tfds_data_dir, tmp_path):
-    config = digits_config(tfds_data_dir, num_train_steps=2, eval_every_steps=2, batch_size=64)  # 360 = 5 * 64 + 40
+    # 360 = 5 * 64 + 40
+    config = digits_config(tfds_data_dir, num_train_steps=2, eval_every_steps=2, batch_size=64)
     metrics = train.train_and_evaluate(config, str(tmp_path))
     assert metrics["val_examples"] == 360
     errors = metrics["val_top1_error"] * 360
@@ -62,11 +77,18 @@ def test_ten_crop_eval_averages_softmax_over_crops():
     labels = np.array([1, 4, 6], np.int32)
     params = model.init(jax.random.key(0), crops[:, 0])["params"]
     params = nn.unbox(params)
-    batch = {"image": jnp.asarray(crops), "label": jnp.asarray(labels), "mask": jnp.array([True, True, False])}
+    batch = {
+        "image": jnp.asarray(crops),
+        "label": jnp.asarray(labels),
+        "mask": jnp.array([True, True, False]),
+    }
     sums = steps.eval_step(((params, {}),), batch, model=model)
 
     # numpy: softmax of each crop's logits, averaged over the 10 crops
-    logits = np.stack([np.asarray(model.apply({"params": params}, jnp.asarray(crops[:, c]))) for c in range(10)], 1)
+    logits = np.stack(
+        [np.asarray(model.apply({"params": params}, jnp.asarray(crops[:, c]))) for c in range(10)],
+        1,
+    )
     exp = np.exp(logits - logits.max(-1, keepdims=True))
     probs = (exp / exp.sum(-1, keepdims=True)).mean(1)  # (3, 7)
     real = slice(0, 2)  # the third example is padding
@@ -78,6 +100,7 @@ def test_ten_crop_eval_averages_softmax_over_crops():
     assert float(sums["count"]) == 2
 
 
+@pytest.mark.slow  # over 20 s on 2 CPU cores
 def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant")
     train.train_and_evaluate(config, str(tmp_path))
@@ -94,36 +117,54 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     model = steps.create_model(config)
     probabilities = []
     for step in (3, 6):
-        logits = np.asarray(model.apply({"params": checkpoints.load_params(tmp_path, step)}, jnp.asarray(batch["image"])), np.float64)
+        logits = np.asarray(
+            model.apply(
+                {"params": checkpoints.load_params(tmp_path, step)}, jnp.asarray(batch["image"])
+            ),
+            np.float64,
+        )
         exp = np.exp(logits - logits.max(-1, keepdims=True))
         probabilities.append(exp / exp.sum(-1, keepdims=True))
     average = np.mean(probabilities, axis=0)
     labels = batch["label"]
-    np.testing.assert_allclose(ensemble["val_loss"], -np.log(average[np.arange(360), labels]).mean(), rtol=1e-4)
+    np.testing.assert_allclose(
+        ensemble["val_loss"], -np.log(average[np.arange(360), labels]).mean(), rtol=1e-4
+    )
     assert abs(ensemble["val_top1_error"] - (average.argmax(-1) != labels).mean()) < 1e-6
 
     # Separately trained networks (the paper's "5 CNNs"): another seed in another workdir, with 10-crop reported too.
     other = tmp_path / "seed1"
-    train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3, schedule="constant", seed=1), str(other))
+    train.train_and_evaluate(
+        digits_config(tfds_data_dir, num_train_steps=3, schedule="constant", seed=1), str(other)
+    )
     config.final_eval_crops = ("ten_crop",)
     both = train.evaluate_checkpoints(config, str(tmp_path), [6], [str(other)])
     assert both["members"] == [f"{tmp_path}@6", f"{other}@3"] and both["steps"] == [6]
     ten_crop = dataclasses.replace(input_config, eval_crop="ten_crop")
-    crops = next(input_pipeline.eval_dataset(data, ten_crop, 360)[0].as_numpy_iterator())["image"]  # (360, 10, S, S, 3)
+    crops = next(input_pipeline.eval_dataset(data, ten_crop, 360)[0].as_numpy_iterator())[
+        "image"
+    ]  # (360, 10, S, S, 3)
     for key, images in (("val_", batch["image"]), ("val_ten_crop_", crops)):
         flat = jnp.asarray(images.reshape((-1,) + images.shape[-3:]))
         averaged = 0
         for params in (checkpoints.load_params(tmp_path, 6), checkpoints.load_params(other, 3)):
-            logits = np.asarray(model.apply({"params": params}, flat), np.float64).reshape(360, -1, 10)
+            logits = np.asarray(model.apply({"params": params}, flat), np.float64).reshape(
+                360, -1, 10
+            )
             exp = np.exp(logits - logits.max(-1, keepdims=True))
-            averaged = averaged + (exp / exp.sum(-1, keepdims=True)).mean(1) / 2  # over crops, then members
-        np.testing.assert_allclose(both[key + "loss"], -np.log(averaged[np.arange(360), labels]).mean(), rtol=1e-4)
+            # over crops, then members
+            averaged = averaged + (exp / exp.sum(-1, keepdims=True)).mean(1) / 2
+        np.testing.assert_allclose(
+            both[key + "loss"], -np.log(averaged[np.arange(360), labels]).mean(), rtol=1e-4
+        )
         assert abs(both[key + "top1_error"] - (averaged.argmax(-1) != labels).mean()) < 1e-6
 
     # A member that is another network (no LRN: the same parameter shapes), and a workdir that is not there.
     odd = tmp_path / "other_network"
     (odd / "checkpoints").mkdir(parents=True)
-    (odd / "config.json").write_text(json.dumps({**json.loads(config.to_json_best_effort()), "normalization": "none"}))
+    (odd / "config.json").write_text(
+        json.dumps({**json.loads(config.to_json_best_effort()), "normalization": "none"})
+    )
     with pytest.raises(checkpoints.CheckpointMismatchError, match="normalization: 'none' in"):
         train.evaluate_checkpoints(config, str(tmp_path), [6], [str(odd)])
     with pytest.raises(FileNotFoundError, match="No checkpoints in"):
@@ -132,9 +173,18 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
-    config = digits_config(tfds_data_dir, num_train_steps=12, schedule="constant", learning_rate=1e12, log_every_steps=1,
-                           checkpoint_every_steps=1, optimizer="sgd")
-    with pytest.raises(train.TrainingError, match=r"Non-finite loss or gradient at step (\d+)") as error:
+    config = digits_config(
+        tfds_data_dir,
+        num_train_steps=12,
+        schedule="constant",
+        learning_rate=1e12,
+        log_every_steps=1,
+        checkpoint_every_steps=1,
+        optimizer="sgd",
+    )
+    with pytest.raises(
+        train.TrainingError, match=r"Non-finite loss or gradient at step (\d+)"
+    ) as error:
         train.train_and_evaluate(config, str(tmp_path))
     bad_step = int(error.value.args[0].split("at step ")[1].split(" ")[0])
     saved = checkpoints.Checkpointer(tmp_path / "checkpoints").all_steps()
@@ -146,25 +196,38 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_
 
 def test_a_non_finite_step_is_named_when_noticed_between_log_lines(tfds_data_dir, tmp_path):
     # Logged every step, the first non-finite step is caught as it happens: the reference for its number.
-    settings = dict(num_train_steps=12, learning_rate=1e12, optimizer="sgd", checkpoint_every_steps=100)
+    settings = dict(
+        num_train_steps=12, learning_rate=1e12, optimizer="sgd", checkpoint_every_steps=100
+    )
     with pytest.raises(train.TrainingError, match=r"at step (\d+)") as every_step:
-        train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "a"))
+        train.train_and_evaluate(
+            digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "a")
+        )
     bad_step = int(every_step.value.args[0].split("at step ")[1].split(" ")[0])
     assert bad_step < 11
     with pytest.raises(train.TrainingError) as rarely:  # no log, eval or checkpoint before step 12
-        train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=100, **settings), str(tmp_path / "b"))
+        train.train_and_evaluate(
+            digits_config(tfds_data_dir, log_every_steps=100, **settings), str(tmp_path / "b")
+        )
     message = rarely.value.args[0]
-    assert f"Non-finite loss or gradient at step {bad_step} " in message and "the first such step" in message
-    assert f"Training stopped at step {bad_step + 1} " in message  # noticed one step later, not at step 12
+    assert (
+        f"Non-finite loss or gradient at step {bad_step} " in message
+        and "the first such step" in message
+    )
+    # noticed one step later, not at step 12
+    assert f"Training stopped at step {bad_step + 1} " in message
     assert "no checkpoint was written yet" in message
 
 
 def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir, tmp_path):
     settings = dict(num_train_steps=6, checkpoint_every_steps=100)
-    train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "each"))
-    train.train_and_evaluate(digits_config(tfds_data_dir, log_every_steps=3, **settings), str(tmp_path / "window"))
-    each, window = ([r for r in map(json.loads, (tmp_path / name / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
-                    for name in ("each", "window"))
+    train.train_and_evaluate(
+        digits_config(tfds_data_dir, log_every_steps=1, **settings), str(tmp_path / "each")
+    )
+    train.train_and_evaluate(
+        digits_config(tfds_data_dir, log_every_steps=3, **settings), str(tmp_path / "window")
+    )
+    each, window = (read_metrics(tmp_path / name, "loss") for name in ("each", "window"))
     assert [r["step"] for r in window] == [3, 6]
     for record, logged in zip(window, (each[0:3], each[3:6])):
         for name in ("loss", "top1_error", "top5_error", "grad_norm"):
@@ -178,7 +241,12 @@ def test_a_skipped_step_advances_the_learning_rate_schedule(optimizer):
     from configs import default
 
     config = default.get_config()
-    config.schedule, config.warmup_epochs, config.learning_rate, config.optimizer = "cosine", 0.0, 0.1, optimizer
+    config.schedule, config.warmup_epochs, config.learning_rate, config.optimizer = (
+        "cosine",
+        0.0,
+        0.1,
+        optimizer,
+    )
     mesh = sharding.create_mesh((8, 1))
     model = steps.create_model(config, mesh)
     tx = steps.create_optimizer(config, steps_per_epoch=2, total_steps=4)
@@ -188,29 +256,45 @@ def test_a_skipped_step_advances_the_learning_rate_schedule(optimizer):
     key = sharding.put_replicated(jax.random.key(1), mesh)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(8, 32, 32, 3)).astype(np.float32)
-    good = sharding.host_batch_to_global({"image": images, "label": np.arange(8, dtype=np.int32)}, mesh)
-    bad = sharding.host_batch_to_global({"image": np.full_like(images, np.nan), "label": np.arange(8, dtype=np.int32)}, mesh)
+    good = sharding.host_batch_to_global(
+        {"image": images, "label": np.arange(8, dtype=np.int32)}, mesh
+    )
+    bad = sharding.host_batch_to_global(
+        {"image": np.full_like(images, np.nan), "label": np.arange(8, dtype=np.int32)}, mesh
+    )
     rates, finite, kept = [], [], []
     for batch in (good, bad, good, good):
         state, metrics = p_train(state, batch, key)
         rates.append(float(metrics["learning_rate"]))
         finite.append(bool(metrics["finite"]))
-        kept.append(jax.device_get((state.params, state.opt_state.inner_state)))  # before the next step donates it
+        # before the next step donates it
+        kept.append(jax.device_get((state.params, state.opt_state.inner_state)))
     assert finite == [True, False, True, True]
-    jax.tree.map(np.testing.assert_array_equal, kept[1], kept[0])  # weights, momentum (and Adam's count) kept
+    # weights, momentum (and Adam's count) kept
+    jax.tree.map(np.testing.assert_array_equal, kept[1], kept[0])
     assert int(state.step) == int(state.opt_state.count) == 4
-    cosine = [0.1 * 0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(4)]  # the rate of step t + 1, numpy's formula
+    cosine = [
+        0.1 * 0.5 * (1 + np.cos(np.pi * t / 4)) for t in range(4)
+    ]  # the rate of step t + 1, numpy's formula
     # The skipped step reports the rate of the state it kept (step 1's); the next one uses step 3's rate.
     np.testing.assert_allclose(rates, [cosine[0], cosine[0], cosine[2], cosine[3]], rtol=1e-6)
 
 
 def test_non_finite_steps_can_be_skipped_and_counted(tfds_data_dir, tmp_path):
-    config = digits_config(tfds_data_dir, num_train_steps=6, schedule="constant", learning_rate=1e12, optimizer="sgd",
-                           skip_nonfinite_steps=True, log_every_steps=6)
+    config = digits_config(
+        tfds_data_dir,
+        num_train_steps=6,
+        schedule="constant",
+        learning_rate=1e12,
+        optimizer="sgd",
+        skip_nonfinite_steps=True,
+        log_every_steps=6,
+    )
     metrics = train.train_and_evaluate(config, str(tmp_path))
     assert metrics["skipped_steps"] >= 1
 
 
+@pytest.mark.slow  # over 20 s on 2 CPU cores
 def test_imagenet_config_trains_on_fake_tars_with_two_towers(tmp_path):
     write_fake_imagenet(tmp_path / "manual")
     config = imagenet.get_config()
@@ -220,21 +304,26 @@ def test_imagenet_config_trains_on_fake_tars_with_two_towers(tmp_path):
     config.batch_size = 8
     config.num_train_steps = 2
     config.log_every_steps = 1
-    config.eval_every_steps = 1
+    config.eval_every_steps, config.eval_every_epochs = 1, 0.0
     config.checkpoint_every_steps = 2
     metrics = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert metrics["val_examples"] == 4 and np.isfinite(metrics["loss"])
     # Every evaluation on the centre crop; the last one also with the paper's 10-crop test, in its own keys.
-    evaluations = [r for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "val_loss" in r]
+    evaluations = read_metrics(tmp_path / "run", "val_loss")
     assert [r["step"] for r in evaluations] == [1, 2] and "val_ten_crop_loss" not in evaluations[0]
-    assert evaluations[1]["val_ten_crop_examples"] == 4 and evaluations[1]["val_ten_crop_loss"] != evaluations[1]["val_loss"]
+    assert (
+        evaluations[1]["val_ten_crop_examples"] == 4
+        and evaluations[1]["val_ten_crop_loss"] != evaluations[1]["val_loss"]
+    )
     params = checkpoints.load_params(tmp_path / "run")
     assert params["conv2"]["kernel"].shape == (2, 5, 5, 48, 128)
 
 
 def test_batch_must_divide_over_data_shards(tfds_data_dir, tmp_path):
     config = digits_config(tfds_data_dir, num_train_steps=1, batch_size=12, mesh_shape=(8, 1))
-    with pytest.raises(sharding.MeshError, match="batch size 12 does not divide among 8 data shards"):
+    with pytest.raises(
+        sharding.MeshError, match="batch size 12 does not divide among 8 data shards"
+    ):
         train.train_and_evaluate(config, str(tmp_path))
 
 
@@ -249,7 +338,9 @@ def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
     digits = load_digits()
     paths, pixels = [], []
     for index in (0, 1):
-        image = np.repeat(np.round(np.kron(digits.images[index], np.ones((4, 4))) * 255 / 16)[..., None], 3, -1).astype(np.uint8)
+        image = np.repeat(
+            np.round(np.kron(digits.images[index], np.ones((4, 4))) * 255 / 16)[..., None], 3, -1
+        ).astype(np.uint8)
         path = tmp_path / f"digit{index}.png"  # lossless, so the pixels are known exactly
         path.write_bytes(tf.io.encode_png(image).numpy())
         paths.append(str(path))
@@ -262,7 +353,10 @@ def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
         stats = json.load(file)["color_stats"]
     normalized = (np.stack(pixels) / 255.0 - np.array(stats["mean"])) / np.array(stats["std"])
     params = checkpoints.load_params(tmp_path / "run")
-    logits = np.asarray(steps.create_model(config).apply({"params": params}, jnp.asarray(normalized, jnp.float32)), np.float64)
+    logits = np.asarray(
+        steps.create_model(config).apply({"params": params}, jnp.asarray(normalized, jnp.float32)),
+        np.float64,
+    )
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities /= probabilities.sum(-1, keepdims=True)
     for best, expected in zip(results, probabilities):
@@ -289,11 +383,15 @@ def test_label_smoothing_cross_entropy_equals_torch(smoothing):
 
 def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
     rng = np.random.default_rng(3)
-    scores = np.concatenate([
-        np.full((10, 10), 0.1),  # uniform: only class 0 (top-1) or 0-4 (top-5) count as predicted
-        np.eye(10)[[0] * 10],  # saturated on class 0, ties among the rest
-        rng.integers(0, 3, (10, 10)).astype(float),  # many ties
-    ]).astype(np.float32)
+    scores = np.concatenate(
+        [
+            np.full(
+                (10, 10), 0.1
+            ),  # uniform: only class 0 (top-1) or 0-4 (top-5) count as predicted
+            np.eye(10)[[0] * 10],  # saturated on class 0, ties among the rest
+            rng.integers(0, 3, (10, 10)).astype(float),  # many ties
+        ]
+    ).astype(np.float32)
     labels = np.tile(np.arange(10), 3).astype(np.int32)
     order = np.argsort(-scores, axis=1, kind="stable")  # numpy's ranking, ties by index
     for k in (1, 5):
@@ -305,16 +403,27 @@ def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
 def test_plateau_drops_the_learning_rate_in_the_loop(tfds_data_dir, tmp_path):
     # A learning rate too small to change the validation error: every evaluation
     # after the first is "no improvement", so patience 0 drops at each one, 3 times at most.
-    config = digits_config(tfds_data_dir, num_train_steps=10, schedule="plateau", learning_rate=1e-9,
-                           plateau_patience=0, eval_every_steps=2, log_every_steps=1, checkpoint_every_steps=0)
+    config = digits_config(
+        tfds_data_dir,
+        num_train_steps=10,
+        schedule="plateau",
+        learning_rate=1e-9,
+        plateau_patience=0,
+        eval_every_steps=2,
+        log_every_steps=1,
+        checkpoint_every_steps=0,
+    )
     train.train_and_evaluate(config, str(tmp_path))
-    with open(os.path.join(tmp_path, "metrics.jsonl")) as file:
-        records = [json.loads(line) for line in file]
+    records = read_metrics(tmp_path)
     rates = {r["step"]: r["learning_rate"] for r in records if "learning_rate" in r}
     scales = [r["lr_scale"] for r in records if "lr_scale" in r]
     assert scales == [1.0, 0.1, pytest.approx(0.01), pytest.approx(0.001), pytest.approx(0.001)]
     # the drop decided at the eval of step 4 applies from step 5 on
-    assert rates[4] == pytest.approx(1e-9) and rates[5] == pytest.approx(1e-10) and rates[10] == pytest.approx(1e-12)
+    assert (
+        rates[4] == pytest.approx(1e-9)
+        and rates[5] == pytest.approx(1e-10)
+        and rates[10] == pytest.approx(1e-12)
+    )
 
 
 def test_train_step_compiles_once_over_many_steps(caplog):
@@ -325,10 +434,12 @@ def test_train_step_compiles_once_over_many_steps(caplog):
     from configs import default
 
     config = default.get_config()
-    config.towers = 2  # towers on 'model' through the shard_map tower map, as the paper model trains
+    # towers on 'model' through the shard_map tower map, as the paper model trains
+    config.towers = 2
     mesh = sharding.create_mesh((4, 2))  # 8 fake CPU devices (conftest.py)
     model = steps.create_model(config, mesh)
-    tx = steps.create_optimizer(config, steps_per_epoch=2, total_steps=10)  # warmup + cosine: a new rate every step
+    # warmup + cosine: a new rate every step
+    tx = steps.create_optimizer(config, steps_per_epoch=2, total_steps=10)
     _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
     state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
     p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
@@ -336,12 +447,19 @@ def test_train_step_compiles_once_over_many_steps(caplog):
     rng = np.random.default_rng(0)
 
     def batch(size):
-        host = {"image": rng.normal(size=(size, 32, 32, 3)).astype(np.float32),
-                "label": rng.integers(0, 10, size).astype(np.int32)}
-        return sharding.host_batch_to_global(host, mesh)  # as the loop feeds it: fresh host data every step
+        host = {
+            "image": rng.normal(size=(size, 32, 32, 3)).astype(np.float32),
+            "label": rng.integers(0, 10, size).astype(np.int32),
+        }
+        # as the loop feeds it: fresh host data every step
+        return sharding.host_batch_to_global(host, mesh)
 
     def compilations():  # jax.log_compiles logs one such line per compilation, with the argument types
-        return [r.getMessage()[:300] for r in caplog.records if r.getMessage().startswith("Compiling jit(train_step)")]
+        return [
+            r.getMessage()[:300]
+            for r in caplog.records
+            if r.getMessage().startswith("Compiling jit(train_step)")
+        ]
 
     with jax.log_compiles(), caplog.at_level("WARNING"):
         for _ in range(5):
@@ -360,7 +478,7 @@ def test_cpu_compiled_train_step_equals_torch_gradient():
 
     from alexnet_jax import sharding
     from alexnet_jax.convert import torch_state_dict_to_flax
-    from torch_alexnet import paper_alexnet
+    from reference.torch_alexnet import paper_alexnet
 
     config = imagenet.get_config()
     config.num_classes, config.batch_size, config.mesh_shape = 10, 2, (1, 1)
@@ -375,16 +493,24 @@ def test_cpu_compiled_train_step_equals_torch_gradient():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(2, 224, 224, 3)).astype(np.float32)
     labels = np.array([3, 7], np.int32)
-    loss = F.cross_entropy(reference(torch.tensor(images.transpose(0, 3, 1, 2)).double()), torch.tensor(labels).long())
+    loss = F.cross_entropy(
+        reference(torch.tensor(images.transpose(0, 3, 1, 2)).double()), torch.tensor(labels).long()
+    )
     loss.backward()
-    expected = torch_state_dict_to_flax({name: p.grad for name, p in reference.named_parameters()}, "paper")
+    expected = torch_state_dict_to_flax(
+        {name: p.grad for name, p in reference.named_parameters()}, "paper"
+    )
 
     model = steps.create_model(config, mesh)
     tx = steps.create_optimizer(config, steps_per_epoch=1, total_steps=10)
     _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
     state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
     weights = torch_state_dict_to_flax(reference.state_dict(), "paper")
-    params = jax.tree.map(lambda old, new: jax.device_put(np.asarray(new, np.float32), old.sharding), state.params, weights)
+    params = jax.tree.map(
+        lambda old, new: jax.device_put(np.asarray(new, np.float32), old.sharding),
+        state.params,
+        weights,
+    )
     state = state.replace(params=params)
     initial = jax.device_get(params)
     p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
@@ -393,10 +519,19 @@ def test_cpu_compiled_train_step_equals_torch_gradient():
 
     assert bool(metrics["finite"])
     np.testing.assert_allclose(float(metrics["loss"]), loss.item(), rtol=1e-5)
-    gradients = jax.tree.map(lambda before, after: (before - after) / config.learning_rate, initial, jax.device_get(state.params))
+    gradients = jax.tree.map(
+        lambda before, after: (before - after) / config.learning_rate,
+        initial,
+        jax.device_get(state.params),
+    )
     for layer in expected:
         for name in ("kernel", "bias"):
             ours, theirs = np.asarray(gradients[layer][name]), np.asarray(expected[layer][name])
             scale = np.abs(theirs).max()
             assert scale > 0, (layer, name)
-            assert np.abs(ours - theirs).max() / scale < 1e-4, (layer, name, np.abs(ours - theirs).max(), scale)
+            assert np.abs(ours - theirs).max() / scale < 1e-4, (
+                layer,
+                name,
+                np.abs(ours - theirs).max(),
+                scale,
+            )

@@ -4,7 +4,6 @@ curves from a real run's metrics, the command, and the Colab notebook executed e
 import json
 import logging as std_logging
 import os
-import subprocess
 import sys
 
 import flax.linen as nn
@@ -12,14 +11,13 @@ import jax
 import numpy as np
 import pytest
 from absl import logging
+from fake_data import digits_config
+from helpers import ROOT, run_python
 from jax import lax
 from PIL import Image
 
 from alexnet_jax import checkpoints, train, visualize
 from alexnet_jax.models import AlexNet
-from fake_data import digits_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def png_size(path) -> tuple[int, int]:
@@ -50,7 +48,9 @@ def trained(tfds_data_dir, tmp_path_factory):
     One run serves every test here; the notebook's run checks the curves that a run writes when plotting works.
     """
     workdir = str(tmp_path_factory.mktemp("run"))
-    config = digits_config(tfds_data_dir, num_train_steps=4, eval_every_steps=2, checkpoint_every_steps=2)
+    config = digits_config(
+        tfds_data_dir, num_train_steps=4, eval_every_steps=2, checkpoint_every_steps=2
+    )
     warnings = Warnings()
 
     def broken(*args, **kwargs):
@@ -61,7 +61,8 @@ def trained(tfds_data_dir, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(visualize, "plot_training_curves", broken)
             metrics = train.train_and_evaluate(config, workdir)
-            assert visualize.try_write_training_curves(workdir) is None  # what main.py does after training
+            # what main.py does after training
+            assert visualize.try_write_training_curves(workdir) is None
     finally:
         logging.get_absl_logger().removeHandler(warnings)
     return workdir, metrics, warnings.messages
@@ -74,10 +75,13 @@ def trained_workdir(trained):
 
 def test_a_plotting_failure_only_warns_and_keeps_the_run(trained):
     workdir, metrics, warnings = trained
-    assert np.isfinite(metrics["loss"]) and metrics["val_examples"] == 360  # trained and evaluated to the end
+    # trained and evaluated to the end
+    assert np.isfinite(metrics["loss"]) and metrics["val_examples"] == 360
     assert checkpoints.Checkpointer(os.path.join(workdir, "checkpoints")).all_steps() == [2, 4]
     assert not os.path.exists(os.path.join(workdir, visualize.CURVES_FILE))
-    assert any("Could not plot the training curves" in m and "no fonts today" in m for m in warnings), warnings
+    assert any(
+        "Could not plot the training curves" in m and "no fonts today" in m for m in warnings
+    ), warnings
 
 
 # ---------------------------------------------------------------------------
@@ -90,7 +94,8 @@ def test_filter_grids_put_each_towers_kernels_in_its_own_grid():
     grids = visualize.filter_grids(kernel, columns=4)
     assert len(grids) == 2
     for tower, grid in enumerate(grids):
-        assert grid.shape == (2 * 6 - 1, 4 * 6 - 1, 3)  # 2 rows x 4 columns of 5x5 tiles, 1-pixel gaps
+        # 2 rows x 4 columns of 5x5 tiles, 1-pixel gaps
+        assert grid.shape == (2 * 6 - 1, 4 * 6 - 1, 3)
         for index in range(8):
             top, left = (index // 4) * 6, (index % 4) * 6
             tile = grid[top : top + 5, left : left + 5]
@@ -110,12 +115,22 @@ def test_filter_grids_put_each_towers_kernels_in_its_own_grid():
 
 def test_conv1_filter_png_sizes(tmp_path, trained_workdir):
     rng = np.random.default_rng(1)
-    paper = rng.normal(size=(2, 11, 11, 3, 48))  # the paper's conv1: 48 kernels per tower, 16 per row
-    assert png_size(visualize.plot_conv1_filters(paper, str(tmp_path / "paper.png"))) == (800, 2 * (25 + 3 * 50))
-    assert png_size(visualize.plot_conv1_filters(paper, str(tmp_path / "paper50.png"), dpi=50)) == (400, 175)
-    params = checkpoints.load_params(trained_workdir)  # the trained small model: 64 kernels of 5x5x3, one grid
+    # the paper's conv1: 48 kernels per tower, 16 per row
+    paper = rng.normal(size=(2, 11, 11, 3, 48))
+    assert png_size(visualize.plot_conv1_filters(paper, str(tmp_path / "paper.png"))) == (
+        800,
+        2 * (25 + 3 * 50),
+    )
+    assert png_size(visualize.plot_conv1_filters(paper, str(tmp_path / "paper50.png"), dpi=50)) == (
+        400,
+        175,
+    )
+    # the trained small model: 64 kernels of 5x5x3, one grid
+    params = checkpoints.load_params(trained_workdir)
     assert params["conv1"]["kernel"].shape == (5, 5, 3, 64)
-    assert png_size(visualize.plot_conv1_filters(params["conv1"]["kernel"], str(tmp_path / "small.png"))) == (800, 225)
+    assert png_size(
+        visualize.plot_conv1_filters(params["conv1"]["kernel"], str(tmp_path / "small.png"))
+    ) == (800, 225)
 
 
 # ---------------------------------------------------------------------------
@@ -128,16 +143,27 @@ def reference_forward(params, images, towers):
     Returns the same stage names as the model sows, towers merged (tower 0's channels first).
     """
     specs = [  # name, kernel, padding, within its own tower, LRN, pool (models.py's table for `small`)
-        ("conv1", 5, 2, False, True, True), ("conv2", 5, 2, True, True, True), ("conv3", 3, 1, False, False, False),
-        ("conv4", 3, 1, True, False, False), ("conv5", 3, 1, True, False, True),
+        ("conv1", 5, 2, False, True, True),
+        ("conv2", 5, 2, True, True, True),
+        ("conv3", 3, 1, False, False, False),
+        ("conv4", 3, 1, True, False, False),
+        ("conv5", 3, 1, True, False, True),
     ]
 
     def conv(x, kernel, bias, padding):
-        y = lax.conv_general_dilated(x, kernel, (1, 1), [(padding, padding)] * 2, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                     precision=lax.Precision.HIGHEST)
+        y = lax.conv_general_dilated(
+            x,
+            kernel,
+            (1, 1),
+            [(padding, padding)] * 2,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=lax.Precision.HIGHEST,
+        )
         return np.asarray(y, np.float64) + bias
 
-    def lrn(a, size=5, alpha=1e-4, beta=0.75, k=2.0):  # torch.nn.LocalResponseNorm's window, per tower
+    def lrn(
+        a, size=5, alpha=1e-4, beta=0.75, k=2.0
+    ):  # torch.nn.LocalResponseNorm's window, per tower
         out = np.empty_like(a)
         for c in range(a.shape[-1]):
             window = a[..., max(0, c - size // 2) : c + (size - 1) // 2 + 1]
@@ -149,11 +175,15 @@ def reference_forward(params, images, towers):
         out = np.full((a.shape[0], size, size, a.shape[3]), -np.inf)
         for i in range(window):
             for j in range(window):
-                out = np.maximum(out, a[:, i : i + stride * size : stride, j : j + stride * size : stride])
+                out = np.maximum(
+                    out, a[:, i : i + stride * size : stride, j : j + stride * size : stride]
+                )
         return out
 
     def per_tower(x, fn):  # fn on each tower's channel block, blocks concatenated again
-        return np.concatenate([fn(block, t) for t, block in enumerate(np.split(x, towers, axis=-1))], axis=-1)
+        return np.concatenate(
+            [fn(block, t) for t, block in enumerate(np.split(x, towers, axis=-1))], axis=-1
+        )
 
     stages, x = {}, np.asarray(images, np.float64)
     for name, kernel_size, padding, within, use_lrn, use_pool in specs:
@@ -176,11 +206,16 @@ def reference_forward(params, images, towers):
             stages[f"{name}_pool"] = x
     x = x.reshape(x.shape[0], -1)  # channels fastest
     for name in ("fc6", "fc7"):
-        kernel, bias = np.asarray(params[name]["kernel"], np.float64), np.asarray(params[name]["bias"], np.float64)
+        kernel, bias = (
+            np.asarray(params[name]["kernel"], np.float64),
+            np.asarray(params[name]["bias"], np.float64),
+        )
         if towers == 1:
             x = np.maximum(x @ kernel + bias, 0.0)
         else:
-            x = np.concatenate([np.maximum(x @ kernel[t] + bias[t], 0.0) for t in range(towers)], axis=-1)
+            x = np.concatenate(
+                [np.maximum(x @ kernel[t] + bias[t], 0.0) for t in range(towers)], axis=-1
+            )
         stages[f"{name}_act"] = x
     return stages
 
@@ -193,7 +228,8 @@ def random_params(model, images, seed):
     def draw(path, leaf):
         if path[-1].key == "bias":
             return rng.normal(0.0, 0.1, leaf.shape).astype(np.float32)
-        fan_in = np.prod(leaf.shape[-4:-1]) if leaf.ndim >= 4 else leaf.shape[-2]  # never the tower axis
+        # never the tower axis
+        fan_in = np.prod(leaf.shape[-4:-1]) if leaf.ndim >= 4 else leaf.shape[-2]
         return (rng.normal(size=leaf.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
 
     return jax.tree_util.tree_map_with_path(draw, shapes)
@@ -210,21 +246,34 @@ def test_captured_activations_equal_a_forward_pass_by_hand(towers):
     captured = visualize.capture_activations(model, params, images)
     expected = reference_forward(params, images, towers)
     lrn_without_neighbours = expected["conv1_act"] / 2.0**0.75
-    assert np.abs(expected["conv1_lrn"] - lrn_without_neighbours).max() > 0.1 * np.abs(lrn_without_neighbours).max()
+    assert (
+        np.abs(expected["conv1_lrn"] - lrn_without_neighbours).max()
+        > 0.1 * np.abs(lrn_without_neighbours).max()
+    )
     assert list(captured) == list(expected)  # every stage, in the order the network computes them
     for name, value in expected.items():
         assert captured[name].shape == value.shape, name
-        np.testing.assert_allclose(captured[name], value, rtol=2e-4, atol=2e-5 * np.abs(value).max(), err_msg=name)
+        np.testing.assert_allclose(
+            captured[name], value, rtol=2e-4, atol=2e-5 * np.abs(value).max(), err_msg=name
+        )
 
 
 def test_feature_map_png_sizes(tmp_path):
     model = AlexNet(10, "small")
     image = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype(np.float32)
     params = random_params(model, image[None], 0)
-    maps = {name: value[0] for name, value in visualize.capture_activations(model, params, image[None]).items()}
+    maps = {
+        name: value[0]
+        for name, value in visualize.capture_activations(model, params, image[None]).items()
+    }
     # 10 conv stages (conv1-2 act/lrn/pool, conv3, conv4, conv5 act/pool) plus the input row
-    assert png_size(visualize.plot_feature_maps(image, maps, str(tmp_path / "8.png"))) == (125 + 8 * 75, 25 + 11 * 75)
-    assert png_size(visualize.plot_feature_maps(image, maps, str(tmp_path / "4.png"), channels=4)) == (425, 850)
+    assert png_size(visualize.plot_feature_maps(image, maps, str(tmp_path / "8.png"))) == (
+        125 + 8 * 75,
+        25 + 11 * 75,
+    )
+    assert png_size(
+        visualize.plot_feature_maps(image, maps, str(tmp_path / "4.png"), channels=4)
+    ) == (425, 850)
     with pytest.raises(ValueError, match="No feature maps"):
         visualize.plot_feature_maps(image, {"fc6_act": maps["fc6_act"]}, str(tmp_path / "none.png"))
 
@@ -242,27 +291,53 @@ def test_curves_of_a_real_run(trained_workdir, tmp_path):
     assert {"val_loss", "val_top1_error", "val_top5_error", "lr_scale"} <= set(evaluations[-1])
     assert [r["step"] for r in evaluations] == [2, 4]
     assert png_size(visualize.write_training_curves(trained_workdir, str(tmp_path))) == (1000, 700)
-    assert png_size(visualize.plot_training_curves(records, str(tmp_path / "c.png"), dpi=60)) == (600, 420)
+    assert png_size(visualize.plot_training_curves(records, str(tmp_path / "c.png"), dpi=60)) == (
+        600,
+        420,
+    )
 
 
 def test_plateau_drops_are_found_and_drawn(tmp_path):
     records = []
     for step in range(1, 11):
         scale = 1.0 if step <= 4 else 0.1 if step <= 8 else 0.01
-        records.append({"step": step, "loss": 2.0 / step, "top1_error": 0.5, "top5_error": 0.1,
-                        "learning_rate": 0.01 * scale, "epoch": step / 5})
+        records.append(
+            {
+                "step": step,
+                "loss": 2.0 / step,
+                "top1_error": 0.5,
+                "top5_error": 0.1,
+                "learning_rate": 0.01 * scale,
+                "epoch": step / 5,
+            }
+        )
         if step % 2 == 0:  # evaluations decide a drop that applies from the next step on
-            records.append({"step": step, "val_loss": 1.0, "val_top1_error": 0.4, "val_top5_error": 0.1,
-                            "lr_scale": 1.0 if step < 4 else 0.1 if step < 8 else 0.01})
+            records.append(
+                {
+                    "step": step,
+                    "val_loss": 1.0,
+                    "val_top1_error": 0.4,
+                    "val_top5_error": 0.1,
+                    "lr_scale": 1.0 if step < 4 else 0.1 if step < 8 else 0.01,
+                }
+            )
     assert visualize.plateau_drops(records) == [4, 8]
     assert visualize.plateau_drops([r for r in records if r["step"] < 4]) == []
-    assert png_size(visualize.plot_training_curves(records, str(tmp_path / "plateau.png"))) == (1000, 700)
+    assert png_size(visualize.plot_training_curves(records, str(tmp_path / "plateau.png"))) == (
+        1000,
+        700,
+    )
 
 
 def test_metrics_file_errors_say_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"metrics.jsonl not found.*Train first \(python main.py"):
+    with pytest.raises(
+        FileNotFoundError, match=r"metrics.jsonl not found.*Train first \(python main.py"
+    ):
         visualize.read_metrics(str(tmp_path))
-    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "loss": 1.5}\n{"step": 4, "lo')  # cut short by a kill
+    (tmp_path / "metrics.jsonl").write_text(
+        # cut short by a kill
+        '{"step": 2, "loss": 1.5}\n{"step": 4, "lo'
+    )
     assert visualize.read_metrics(str(tmp_path)) == [{"step": 2, "loss": 1.5}]
     (tmp_path / "metrics.jsonl").write_text("")
     with pytest.raises(ValueError, match="holds no records yet"):
@@ -284,13 +359,12 @@ def test_prediction_png_size_and_checks(tmp_path):
         visualize.plot_predictions(images, top5[:2], str(tmp_path / "q.png"))
 
 
+@pytest.mark.slow
 def test_command_writes_the_four_pictures(trained_workdir, tmp_path):
     out = tmp_path / "pictures"
-    result = subprocess.run(
-        [sys.executable, "-m", "alexnet_jax.visualize", f"--workdir={trained_workdir}", f"--out={out}", "--channels=6",
-         "--num_images=4"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    args = [f"--workdir={trained_workdir}", f"--out={out}", "--channels=6", "--num_images=4"]
+    # This process's environment as it is: its 8 fake CPU devices (conftest.py).
+    result = run_python("-m", "alexnet_jax.visualize", *args, timeout=300, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-3000:]
     assert png_size(out / "conv1_filters.png") == (800, 225)
     assert png_size(out / "feature_maps.png") == (125 + 6 * 75, 25 + 11 * 75)
@@ -302,7 +376,9 @@ def test_pictures_of_a_workdir_that_is_not_a_run(trained_workdir, tmp_path):
     with pytest.raises(FileNotFoundError, match="Train first"):
         visualize.write_pictures(str(tmp_path))  # no metrics.jsonl
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
-    with pytest.raises(FileNotFoundError, match="config.json not found: is .* the --workdir of a training run"):
+    with pytest.raises(
+        FileNotFoundError, match="config.json not found: is .* the --workdir of a training run"
+    ):
         visualize.write_pictures(str(tmp_path))
     for name in ("config.json", "data.json"):
         (tmp_path / name).write_text(open(os.path.join(trained_workdir, name)).read())
@@ -316,6 +392,7 @@ def test_pictures_of_a_workdir_that_is_not_a_run(trained_workdir, tmp_path):
 # The notebook
 
 
+@pytest.mark.slow
 def test_colab_notebook_runs_end_to_end(tfds_data_dir, tmp_path, monkeypatch):
     import nbclient
     import nbformat
@@ -331,19 +408,34 @@ def test_colab_notebook_runs_end_to_end(tfds_data_dir, tmp_path, monkeypatch):
         "XLA_FLAGS": "",  # one CPU device, as a plain runtime has
         "JAX_PLATFORMS": "cpu",
     }
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "alexnet_jax test", "language": "python", "env": environment}
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "alexnet_jax test",
+        "language": "python",
+        "env": environment,
+    }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(tmp_path / "jupyter"), os.environ.get("JUPYTER_PATH")])))
+    monkeypatch.setenv(
+        "JUPYTER_PATH",
+        os.pathsep.join(filter(None, [str(tmp_path / "jupyter"), os.environ.get("JUPYTER_PATH")])),
+    )
     notebook = nbformat.read(os.path.join(ROOT, "notebooks", "alexnet_colab.ipynb"), as_version=4)
-    client = nbclient.NotebookClient(notebook, kernel_name="alexnet_jax_test", timeout=240,
-                                     resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}})
+    client = nbclient.NotebookClient(
+        notebook,
+        kernel_name="alexnet_jax_test",
+        timeout=240,
+        resources={"metadata": {"path": os.path.join(ROOT, "notebooks")}},
+    )
     client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
-    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    outputs = [
+        output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    ]
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.data]
-    assert len(pictures) >= 5  # curves, filters, feature maps, predictions, the paper model's tower grids
+    # curves, filters, feature maps, predictions, the paper model's tower grids
+    assert len(pictures) >= 5
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "ten-crop" in text and "top-1 error" in text
     assert checkpoints.Checkpointer(tmp_path / "run" / "checkpoints").all_steps()[-1] == 2
-    assert png_size(tmp_path / "run" / visualize.CURVES_FILE) == (1000, 700)  # written by training at its end
+    # written by training at its end
+    assert png_size(tmp_path / "run" / visualize.CURVES_FILE) == (1000, 700)

@@ -60,7 +60,9 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
         images, labels = digits_images_and_labels()
         return {
             "train": self._generate_examples(images[:NUM_TRAIN], labels[:NUM_TRAIN], offset=0),
-            "test": self._generate_examples(images[NUM_TRAIN:], labels[NUM_TRAIN:], offset=NUM_TRAIN),
+            "test": self._generate_examples(
+                images[NUM_TRAIN:], labels[NUM_TRAIN:], offset=NUM_TRAIN
+            ),
         }
 
     def _generate_examples(self, images, labels, offset):

@@ -16,7 +16,9 @@ from torch import nn
 class TowerLRN(nn.Module):
     """torch's LocalResponseNorm applied to each tower's block of channels separately."""
 
-    def __init__(self, towers: int, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(
+        self, towers: int, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0
+    ):
         super().__init__()
         self.towers = towers
         self.lrn = nn.LocalResponseNorm(size, alpha, beta, k)
@@ -105,10 +107,16 @@ class PatternAlexNet(nn.Module):
         in_channels = 3
         for i in range(5):
             groups = towers if i in (1, 3, 4) else 1
-            conv = [nn.Conv2d(in_channels, widths[i], kernels[i], strides[i], paddings[i], groups=groups)]
+            conv = [
+                nn.Conv2d(
+                    in_channels, widths[i], kernels[i], strides[i], paddings[i], groups=groups
+                )
+            ]
             if batchnorm:
                 conv.append(nn.BatchNorm2d(widths[i], eps=1e-5))
-            same_shape = in_channels == widths[i] and strides[i] == 1 and 2 * paddings[i] == kernels[i] - 1
+            same_shape = (
+                in_channels == widths[i] and strides[i] == 1 and 2 * paddings[i] == kernels[i] - 1
+            )
             if residual and same_shape:
                 layers.append(Shortcut(nn.Sequential(*conv)))
             else:
@@ -142,7 +150,14 @@ class PatternAlexNet(nn.Module):
 def paper_alexnet(num_classes=1000, **kwargs) -> PatternAlexNet:
     """Krizhevsky et al. 2012: 96-256-384-384-256, 11/4 then 5 then 3x3 kernels, fc 4096."""
     return PatternAlexNet(
-        (96, 256, 384, 384, 256), (11, 5, 3, 3, 3), (4, 1, 1, 1, 1), (2, 2, 1, 1, 1), (4096, 4096), 6, num_classes, **kwargs
+        (96, 256, 384, 384, 256),
+        (11, 5, 3, 3, 3),
+        (4, 1, 1, 1, 1),
+        (2, 2, 1, 1, 1),
+        (4096, 4096),
+        6,
+        num_classes,
+        **kwargs,
     )
 
 
@@ -150,11 +165,20 @@ def small_alexnet(num_classes=10, spatial=3, **kwargs) -> PatternAlexNet:
     """The 32x32 variant documented in alexnet_jax.models: 64-128-192-192-128, 5/5/3/3/3, fc 512."""
     kwargs.setdefault("towers", 1)
     return PatternAlexNet(
-        (64, 128, 192, 192, 128), (5, 5, 3, 3, 3), (1, 1, 1, 1, 1), (2, 2, 1, 1, 1), (512, 512), spatial, num_classes, **kwargs
+        (64, 128, 192, 192, 128),
+        (5, 5, 3, 3, 3),
+        (1, 1, 1, 1, 1),
+        (2, 2, 1, 1, 1),
+        (512, 512),
+        spatial,
+        num_classes,
+        **kwargs,
     )
 
 
-def scale_weights(model: nn.Module, gains: dict[int, float] | None = None, seed: int = 0) -> nn.Module:
+def scale_weights(
+    model: nn.Module, gains: dict[int, float] | None = None, seed: int = 0
+) -> nn.Module:
     """Re-draws conv/linear weights as N(0, gain^2 / fan_in) and biases U(-0.5, 0.5).
 
     gains maps the index of a conv/linear layer (in order) to its gain (default
@@ -167,6 +191,7 @@ def scale_weights(model: nn.Module, gains: dict[int, float] | None = None, seed:
         for index, layer in enumerate(layers):
             fan_in = layer.weight[0].numel()
             gain = gains.get(index, math.sqrt(2.0))
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * gain / math.sqrt(fan_in))
+            drawn = torch.randn(layer.weight.shape, generator=generator)
+            layer.weight.copy_(drawn * gain / math.sqrt(fan_in))
             layer.bias.copy_(torch.rand(layer.bias.shape, generator=generator) - 0.5)
     return model

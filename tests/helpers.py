@@ -1,0 +1,50 @@
+"""Python commands (`main.py` above all) in a child process; reading a run's metrics.jsonl."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env(**extra) -> dict[str, str]:
+    """This process's environment for a child: CPU only, one device, quiet TF, ROOT importable.
+
+    `extra` overrides, e.g. XLA_FLAGS="--xla_force_host_platform_device_count=4".
+    """
+    path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(PYTHONPATH=path, **extra)
+    return env
+
+
+def run_python(*args, cwd=ROOT, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """`python *args` to its end, output captured as text; env: subprocess_env() by default."""
+    env = subprocess_env() if env is None else env
+    command = [sys.executable, *args]
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def run_main(*args, cwd=ROOT, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """`python main.py *args` to its end, as run_python runs it."""
+    return run_python("main.py", *args, cwd=cwd, timeout=timeout, env=env)
+
+
+def start_main(*args, env=None, **popen_kwargs) -> subprocess.Popen:
+    """`python main.py *args` started in ROOT; env: subprocess_env() by default."""
+    env = subprocess_env() if env is None else env
+    return subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=env, **popen_kwargs)
+
+
+def read_metrics(workdir, key=None) -> list[dict]:
+    """The records of `workdir`/metrics.jsonl in file order; json.loads fails on any bad line.
+
+    With `key`, only the records that have it: "loss" for training steps, "val_loss" for
+    evaluations.
+    """
+    with open(os.path.join(workdir, "metrics.jsonl")) as file:
+        records = [json.loads(line) for line in file]
+    return records if key is None else [record for record in records if key in record]
