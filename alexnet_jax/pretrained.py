@@ -25,7 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 from absl import logging
 
-from alexnet_jax import checkpoints, convert
+from alexnet_jax import checkpoints, convert, distributed, sharding
+from alexnet_jax.config_values import config_items
 from alexnet_jax.errors import ConfigError, MissingFileError
 from alexnet_jax.models import head_layer
 from alexnet_jax.optim import layer_of
@@ -165,3 +166,19 @@ def replace_params(params: Any, merged: dict, put) -> Any:
         }
         for layer, leaves in params.items()
     }
+
+
+def init_state(config, model, state):
+    """The train `state` with the pretrained parameters of `config.init_from` put in (on every
+    process, in the state's shardings); `config.reinit_layers` and a head of another class count
+    stay as initialised."""
+    towers = model.resolved()["towers"]
+    reinit = tuple(str(name) for name in config_items(config.get("reinit_layers", ())))
+    merged = distributed.everywhere(
+        lambda: load_pretrained(config.init_from, config.model, towers, state.params, reinit)
+    )
+
+    def put(host, like):
+        return sharding.put_global(host.astype(like.dtype), like.sharding)
+
+    return state.replace(params=replace_params(state.params, merged, put))

@@ -34,7 +34,6 @@ from alexnet_jax.steps import (
     create_optimizer,
     create_train_state,
     interval_steps,
-    layer_list,
     num_train_steps,
     param_shapes,
     parameter_groups,
@@ -52,22 +51,6 @@ class Preempted(Exception):
 
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: rerun the same command to continue
-
-
-def _init_from(config, model, state: TrainState) -> TrainState:
-    """`state` with the pretrained parameters of `config.init_from` (a head of another class count stays fresh)."""
-    towers = model.resolved()["towers"]
-    merged = distributed.everywhere(
-        lambda: pretrained.load_pretrained(
-            config.init_from,
-            config.model,
-            towers,
-            state.params,
-            layer_list(config, "reinit_layers"),
-        )
-    )
-    put = lambda host, like: sharding.put_global(host.astype(like.dtype), like.sharding)  # noqa: E731
-    return state.replace(params=pretrained.replace_params(state.params, merged, put))
 
 
 def _format_seconds(seconds: float) -> str:
@@ -377,7 +360,7 @@ def _start(config, setup: _Setup, checkpointer, writer: rundir.MetricsWriter) ->
         return _Start(state, plateau, int(metadata.get("skipped_steps", 0)))
     state = create_train_state(setup.model, setup.tx, setup.mesh, config.image_size, config.seed)
     if init_from:
-        state = _init_from(config, setup.model, state)
+        state = pretrained.init_state(config, setup.model, state)
     elif parameter_groups(config) is not None:
         logging.warning(
             "freeze / linear_probe / backbone_lr_scale are set but init_from is not: the frozen or "

@@ -72,6 +72,7 @@ __all__ = [
     "GROUPS",
     "VARIANTS",
     "Variant",
+    "abstract_params",
     "best_combination",
     "combine",
     "define_flags",
@@ -432,13 +433,13 @@ def run_variants(
         results[name] = {
             "group": variant.group,
             "overrides": dict(variant.overrides),
-            "params": count_params(_abstract_params(config)),
+            "params": count_params(abstract_params(config)),
             "runs": runs,
         }
     return results
 
 
-def _abstract_params(config):
+def abstract_params(config):
     """The parameter shapes of `config`'s model (nothing is computed)."""
     model = create_model(config)
     images = jax.ShapeDtypeStruct((1, config.image_size, config.image_size, 3), jnp.float32)

@@ -109,7 +109,7 @@ HAND_COUNTS = {
 def test_size_variants_have_the_hand_counted_parameters(slug):
     (variant,) = [v for v in ablate.VARIANTS if v.slug == slug]
     config = ablate.variant_config(default.get_config(), variant, seed=0)
-    assert ablate.count_params(ablate._abstract_params(config)) == HAND_COUNTS[slug]
+    assert ablate.count_params(ablate.abstract_params(config)) == HAND_COUNTS[slug]
 
 
 def test_logistic_regression_variant_is_pixels_times_a_matrix():

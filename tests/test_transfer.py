@@ -98,7 +98,7 @@ def test_head_is_reinitialised_when_the_class_count_differs(tfds_data_dir, five_
     mesh = sharding.create_mesh(config.mesh_shape)
     model, tx = steps.create_model(config, mesh), steps.create_optimizer(config, 10, 100)
     fresh = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
-    got = jax.device_get(train._init_from(config, model, fresh).params)
+    got = jax.device_get(pretrained.init_state(config, model, fresh).params)
     source, fresh = checkpoints.load_params(five_class_run), jax.device_get(fresh.params)
     for layer in source:
         for name in source[layer]:
