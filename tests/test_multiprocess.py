@@ -262,7 +262,7 @@ def test_a_workdir_the_processes_do_not_share_is_refused(tfds_data_dir, jobs, tm
     )
     assert job.wait() == [1, 1]
     assert "is not the same directory for every process: process 1" in job.output(1)
-    assert "error: Process 1 of the run stopped: ValueError:" in job.output(0)
+    assert "error: Process 1 of the run stopped: ConfigError:" in job.output(0)
 
 
 @pytest.mark.slow
@@ -278,7 +278,7 @@ def test_a_locked_workdir_stops_both_processes(tfds_data_dir, jobs, tmp_path):
         lock.release()
     assert "is in use by another run" in job.output(0)
     # not waiting forever
-    assert "error: Process 0 of the run stopped: CheckpointError:" in job.output(1)
+    assert "error: Process 0 of the run stopped: WorkdirError:" in job.output(1)
 
 
 # ---------------------------------------------------------------------------
