@@ -80,17 +80,21 @@ def layer_widths(config, field: str) -> tuple[int, ...] | None:
         return None
     if isinstance(value, str) and value.strip().lower() == "none":
         return ()
-    try:
-        widths = tuple(int(item) for item in config_items(value))
-    except (TypeError, ValueError):
-        widths = None
-    if widths is None or any(isinstance(item, (bool, float)) for item in config_items(value)):
+    items = config_items(value)
+    # Whole numbers only: text from the command line or an older config.json, or ints.
+    if not all(
+        isinstance(item, int)
+        and not isinstance(item, bool)
+        or isinstance(item, str)
+        and item.isdigit()
+        for item in items
+    ):
         raise ConfigError(
             f"config.{field}={value!r} is not a tuple of layer widths; use e.g. (64, 128, 192) "
             f"(--config.{field}=64,128,192), () for no such layers, or None for the model "
             "variant's own."
         )
-    return widths
+    return tuple(int(item) for item in items)
 
 
 def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:
