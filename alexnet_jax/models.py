@@ -60,11 +60,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from alexnet_jax.config_values import config_items
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.lrn import local_response_norm
 
 __all__ = [
     "AlexNet",
+    "from_config",
+    "layer_widths",
     "VARIANTS",
     "NORMALIZATIONS",
     "NORM_POSITIONS",
@@ -675,3 +678,59 @@ def count_params(params) -> int:
 def head_layer(params) -> str:
     """The classifier's name in a parameter tree: the last fully connected layer (`fc8`)."""
     return max((name for name in params if name.startswith("fc")), key=lambda name: int(name[2:]))
+
+
+# --------------------------------------------------------------------------
+# From a config
+
+# Config keys that differ from the name of the model field they set.
+_CONFIG_KEYS = {"variant": "model"}
+_NOT_FROM_CONFIG = ("parent", "name", "dtype")
+
+
+def from_config(config, **fields) -> AlexNet:
+    """The AlexNet a config describes (configs/default.py, "Model").
+
+    Every field of `AlexNet` is read from the config key of the same name when the config has
+    it (`config.towers` -> `towers`), except `variant`, which is `config.model`;
+    `config.half_precision` picks bfloat16 compute. Keyword arguments (e.g. `tower_map`) are
+    passed on. A field the config does not set keeps the model's default, so the config.json of
+    an older run builds the model it trained.
+    """
+    values = {}
+    for field in dataclasses.fields(AlexNet):
+        key = _CONFIG_KEYS.get(field.name, field.name)
+        if field.init and field.name not in _NOT_FROM_CONFIG and key in config:
+            values[field.name] = config[key]
+    for name in ("conv_features", "hidden_features"):
+        if name in values:
+            values[name] = layer_widths(config, name)
+    dtype = jnp.bfloat16 if config.get("half_precision", False) else jnp.float32
+    return AlexNet(**{"dtype": dtype, **values, **fields})
+
+
+def layer_widths(config, field: str) -> tuple[int, ...] | None:
+    """A width tuple of the config, e.g. (64, 128): None when unset (the variant's own), () for none.
+
+    Also reads the text of older configs: "64,128", "" (the variant's) and "none".
+    """
+    value = config.get(field, None)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return ()
+    items = config_items(value)
+    # Whole numbers only: text from the command line or an older config.json, or ints.
+    if not all(
+        isinstance(item, int)
+        and not isinstance(item, bool)
+        or isinstance(item, str)
+        and item.isdigit()
+        for item in items
+    ):
+        raise ConfigError(
+            f"config.{field}={value!r} is not a tuple of layer widths; use e.g. (64, 128, 192) "
+            f"(--config.{field}=64,128,192), () for no such layers, or None for the model "
+            "variant's own."
+        )
+    return tuple(int(item) for item in items)

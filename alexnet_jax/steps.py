@@ -24,7 +24,7 @@ from alexnet_jax import optim, sharding
 from alexnet_jax.config_values import config_items
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.metrics import cross_entropy, model_variables, predict_probabilities, top_k_correct
-from alexnet_jax.models import AlexNet, head_layer, loop_over_towers
+from alexnet_jax.models import AlexNet, from_config, head_layer, loop_over_towers
 
 
 @flax.struct.dataclass
@@ -38,22 +38,8 @@ class TrainState:
 
 
 def create_model(config, mesh=None) -> AlexNet:
-    """The configured AlexNet; with a mesh, towers are placed on its 'model' axis."""
-    model = AlexNet(
-        num_classes=config.num_classes,
-        variant=config.model,
-        towers=config.towers,
-        normalization=config.normalization,
-        norm_position=config.norm_position,
-        pooling=config.pooling,
-        dropout_rate=config.dropout_rate,
-        activation=config.activation,
-        init_scheme=config.init_scheme,
-        conv_features=layer_widths(config, "conv_features"),
-        hidden_features=layer_widths(config, "hidden_features"),
-        residual=bool(config.get("residual", False)),
-        dtype=jnp.bfloat16 if config.half_precision else jnp.float32,
-    )
+    """The configured AlexNet (`models.from_config`); with a mesh, towers go on its 'model' axis."""
+    model = from_config(config)
     if mesh is None:
         return model
     towers, model_axis = model.resolved()["towers"], mesh.shape["model"]
@@ -68,33 +54,6 @@ def create_model(config, mesh=None) -> AlexNet:
             merged_constraint=sharding.merged_constraint(mesh),
         )
     return model
-
-
-def layer_widths(config, field: str) -> tuple[int, ...] | None:
-    """A width tuple of the config, e.g. (64, 128): None when unset (the variant's own), () for none.
-
-    Also reads the text of older configs: "64,128", "" (the variant's) and "none".
-    """
-    value = config.get(field, None)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, str) and value.strip().lower() == "none":
-        return ()
-    items = config_items(value)
-    # Whole numbers only: text from the command line or an older config.json, or ints.
-    if not all(
-        isinstance(item, int)
-        and not isinstance(item, bool)
-        or isinstance(item, str)
-        and item.isdigit()
-        for item in items
-    ):
-        raise ConfigError(
-            f"config.{field}={value!r} is not a tuple of layer widths; use e.g. (64, 128, 192) "
-            f"(--config.{field}=64,128,192), () for no such layers, or None for the model "
-            "variant's own."
-        )
-    return tuple(int(item) for item in items)
 
 
 def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:

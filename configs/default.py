@@ -86,7 +86,7 @@ def get_config() -> ml_collections.ConfigDict:
     # > 0: the first N training examples of each class (few labels)
     config.train_examples_per_class = 0
 
-    # Model (alexnet_jax.models.AlexNet).
+    # Model: each key sets the AlexNet field of its name (models.from_config); model = variant.
     config.model = "small"  # paper | owt | small
     config.towers = 1
     config.normalization = "lrn"  # lrn | batchnorm | none

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.datasets import load_sample_images
 
-from configs import default
+from configs import smoke
 
 
 def photos():
@@ -51,16 +51,13 @@ def write_fake_imagenet(manual_dir):
 
 
 def digits_config(tfds_data_dir, **overrides):
-    """configs/default.py made quick: batch 32, constant learning rate, no warmup, checkpoints every 3 steps."""
-    config = default.get_config()
+    """configs/smoke.py on the tests' data dir, at a constant rate, checkpointing every 3 steps, no evaluation."""
+    config = smoke.get_config()
     config.data_dir = tfds_data_dir
-    config.batch_size = 32
-    config.warmup_epochs = 0.0
     config.schedule = "constant"
     config.log_every_steps = 2
-    config.eval_every_steps, config.eval_every_epochs = 0, 0.0
-    config.checkpoint_every_steps, config.checkpoint_every_epochs = 3, 0.0
-    config.mesh_shape = (-1, 1)
+    config.eval_every_steps = 0
+    config.checkpoint_every_steps = 3
     for key, value in overrides.items():
         config[key] = value
     return config

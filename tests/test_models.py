@@ -1,5 +1,7 @@
 """AlexNet variants against independent PyTorch models, the paper's numbers and numpy."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -8,7 +10,15 @@ import pytest
 import torch
 
 from alexnet_jax.convert import torch_state_dict_to_flax
-from alexnet_jax.models import AlexNet, count_params, max_pool, vmap_over_towers
+from alexnet_jax.errors import ConfigError
+from alexnet_jax.models import (
+    AlexNet,
+    count_params,
+    from_config,
+    layer_widths,
+    max_pool,
+    vmap_over_towers,
+)
 from reference.torch_alexnet import TorchvisionAlexNet, paper_alexnet, scale_weights, small_alexnet
 
 
@@ -468,3 +478,63 @@ def test_max_pool_with_a_tower_axis_equals_torch():
     ty.backward(nchw(g))
     np.testing.assert_array_equal(np.asarray(y), back(ty.detach(), g.shape))
     np.testing.assert_allclose(np.asarray(grad_x), back(tx.grad, x.shape), rtol=1e-6, atol=1e-6)
+
+
+# The keys of configs/default.py's "Model" section, with a value other than the default's.
+MODEL_KEYS = {
+    "num_classes": 7,
+    "model": "owt",
+    "towers": 2,
+    "normalization": "batchnorm",
+    "norm_position": "after_pool",
+    "pooling": "non_overlapping",
+    "dropout_rate": 0.25,
+    "activation": "tanh",
+    "init_scheme": "paper",
+    "conv_features": (32, 64),
+    "hidden_features": (),
+    "residual": True,
+    "half_precision": True,
+}
+
+
+def test_every_model_key_of_the_config_reaches_the_model():
+    """from_config reads fields by name: a key renamed on one side only would be ignored silently."""
+    from configs import default
+
+    base = from_config(default.get_config())
+    assert (base.variant, base.towers, base.dtype) == ("small", 1, jnp.float32)
+    for key, value in MODEL_KEYS.items():
+        config = default.get_config()
+        assert key in config, key
+        assert config[key] != value, key
+        config[key] = value
+        changed = {
+            field.name
+            for field in dataclasses.fields(AlexNet)
+            if field.name != "parent"
+            and getattr(from_config(config), field.name) != getattr(base, field.name)
+        }
+        expected = {"model": "variant", "half_precision": "dtype"}.get(key, key)
+        assert changed == {expected}, (key, changed)
+    assert from_config(default.get_config(), towers=2).towers == 2  # keyword arguments win
+
+
+def test_layer_widths_read_tuples_and_the_text_of_older_configs():
+    from configs import default
+
+    config = default.get_config()
+    assert layer_widths(config, "conv_features") is None
+    for value, widths in [
+        ((64, 128), (64, 128)),
+        (("64,128",), (64, 128)),
+        ("64,128", (64, 128)),
+        ("", None),
+        ("none", ()),
+        ((), ()),
+    ]:
+        config = default.get_config().to_dict()
+        config["conv_features"] = value
+        assert layer_widths(config, "conv_features") == widths, value
+    with pytest.raises(ConfigError, match="not a tuple of layer widths"):
+        layer_widths({"conv_features": ("64;128",)}, "conv_features")
