@@ -32,3 +32,43 @@ def no_downloads(monkeypatch):
 def tfds_data_dir(tmp_path_factory):
     """One tfds data dir for the session, so the digits builder prepares once."""
     return str(tmp_path_factory.mktemp("tensorflow_datasets"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One persistent XLA compilation cache for the test run: both workers and every subprocess.
+
+    The tests compile the same few train and eval steps again and again (each run of the loop
+    jits its own), and on 2 cores a compilation takes seconds. The cache lives in the run's
+    temporary directory, so every run starts empty and a cached program never outlives the code
+    that made it. A cache hit is the same executable, so results are unchanged.
+    """
+    import jax
+
+    root = tmp_path_factory.getbasetemp()
+    # With xdist each worker's basetemp is <run>/popen-gwN: share the run's directory.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    directory = str(root / "jax_compilation_cache")
+    settings = {
+        "JAX_COMPILATION_CACHE_DIR": directory,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
+    }
+    os.environ.update(settings)  # for the subprocesses
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    yield directory
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests that share a module-scoped fixture run on one xdist worker, so it is built once.
+
+    With `--dist loadgroup` (pyproject.toml) every other test goes to whichever worker is free,
+    which keeps both busy to the end. Runs before xdist reads the `xdist_group` marks.
+    """
+    for item in items:
+        definitions = item._fixtureinfo.name2fixturedefs
+        shared = sorted(name for name, defs in definitions.items() if defs[-1].scope == "module")
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))

@@ -52,6 +52,7 @@ VARIANTS = ablate.VARIANTS + (
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.slug for v in VARIANTS])
+@pytest.mark.slow
 def test_every_variant_builds_and_takes_a_training_step(variant):
     protocol = default.get_config()
     protocol.num_train_steps, protocol.schedule, protocol.warmup_epochs = 100, "step", 0.0

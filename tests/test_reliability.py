@@ -176,6 +176,7 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning(tfds_data_dir, tmp_
     )
 
 
+@pytest.mark.slow
 def test_damaged_array_data_falls_back_too(tfds_data_dir, tmp_path, caplog):
     workdir = tmp_path / "run"
     train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=6), str(workdir))
@@ -190,6 +191,7 @@ def test_damaged_array_data_falls_back_too(tfds_data_dir, tmp_path, caplog):
     assert (workdir / "checkpoints" / "6.damaged").is_dir()
 
 
+@pytest.mark.slow
 def test_changed_optimizer_is_refused_without_touching_checkpoints(tfds_data_dir, tmp_path):
     workdir = tmp_path / "run"
     train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3), str(workdir))
@@ -200,6 +202,7 @@ def test_changed_optimizer_is_refused_without_touching_checkpoints(tfds_data_dir
     assert sorted(os.listdir(workdir / "checkpoints")) == ["3"]
 
 
+@pytest.mark.slow
 def test_no_readable_checkpoint_never_restarts_silently(tfds_data_dir, tmp_path):
     workdir = tmp_path / "run"
     train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3), str(workdir))
@@ -213,6 +216,7 @@ def test_no_readable_checkpoint_never_restarts_silently(tfds_data_dir, tmp_path)
     assert (workdir / "checkpoints" / "3.damaged").is_dir()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_refused(tfds_data_dir, tmp_path):
     workdir = tmp_path / "run"
     train.train_and_evaluate(digits_config(tfds_data_dir, num_train_steps=3), str(workdir))
@@ -260,6 +264,7 @@ def test_second_run_on_the_same_workdir_is_refused(tfds_data_dir, tmp_path):
         first.wait()
 
 
+@pytest.mark.slow
 def test_stale_lock_is_taken_over(tfds_data_dir, tmp_path, caplog):
     workdir = tmp_path / "run"
     workdir.mkdir()

@@ -43,6 +43,7 @@ def test_resume_is_bit_identical(tfds_data_dir, tmp_path):
     assert metric_steps(tmp_path / "straight", "loss") == [2, 4, 6]
 
 
+@pytest.mark.slow
 def test_metrics_after_the_checkpoint_are_replaced_on_resume(tfds_data_dir, tmp_path):
     config = digits_config(
         tfds_data_dir, num_train_steps=4, schedule="constant", checkpoint_every_steps=2
@@ -61,6 +62,7 @@ def test_metrics_after_the_checkpoint_are_replaced_on_resume(tfds_data_dir, tmp_
     assert metric_steps(workdir, "loss") == [2, 4, 6]
 
 
+@pytest.mark.slow
 def test_eval_counts_every_example_once(tfds_data_dir, tmp_path):
     # 360 = 5 * 64 + 40
     config = digits_config(tfds_data_dir, num_train_steps=2, eval_every_steps=2, batch_size=64)
@@ -172,6 +174,7 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_dir, tmp_path):
     config = digits_config(
         tfds_data_dir,
@@ -194,6 +197,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_checkpoint(tfds_data_
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 def test_a_non_finite_step_is_named_when_noticed_between_log_lines(tfds_data_dir, tmp_path):
     # Logged every step, the first non-finite step is caught as it happens: the reference for its number.
     settings = dict(
@@ -219,6 +223,7 @@ def test_a_non_finite_step_is_named_when_noticed_between_log_lines(tfds_data_dir
     assert "no checkpoint was written yet" in message
 
 
+@pytest.mark.slow
 def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir, tmp_path):
     settings = dict(num_train_steps=6, checkpoint_every_steps=100)
     train.train_and_evaluate(
@@ -280,6 +285,7 @@ def test_a_skipped_step_advances_the_learning_rate_schedule(optimizer):
     np.testing.assert_allclose(rates, [cosine[0], cosine[0], cosine[2], cosine[3]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_non_finite_steps_can_be_skipped_and_counted(tfds_data_dir, tmp_path):
     config = digits_config(
         tfds_data_dir,
@@ -327,6 +333,7 @@ def test_batch_must_divide_over_data_shards(tfds_data_dir, tmp_path):
         train.train_and_evaluate(config, str(tmp_path))
 
 
+@pytest.mark.slow
 def test_predict_top5_of_image_files(tfds_data_dir, tmp_path):
     import tensorflow as tf
     from sklearn.datasets import load_digits
@@ -400,6 +407,7 @@ def test_top_k_breaks_ties_by_class_index_like_a_stable_sort():
         np.testing.assert_array_equal(ours, expected)
 
 
+@pytest.mark.slow
 def test_plateau_drops_the_learning_rate_in_the_loop(tfds_data_dir, tmp_path):
     # A learning rate too small to change the validation error: every evaluation
     # after the first is "no improvement", so patience 0 drops at each one, 3 times at most.

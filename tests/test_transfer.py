@@ -40,6 +40,7 @@ def five_class_run(tfds_data_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 def test_torch_state_dict_starts_a_run_with_torch_logits(tfds_data_dir, tmp_path):
     """A `.pth` in torchvision's key layout starts a run; its first step's loss and error are those of torch's logits."""
     reference = scale_weights(
@@ -93,6 +94,7 @@ def test_torchvision_alexnet_weights_fit_the_finetune_folder_model(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_head_is_reinitialised_when_the_class_count_differs(tfds_data_dir, five_class_run):
     config = digits_config(tfds_data_dir, init_from=five_class_run)
     mesh = sharding.create_mesh(config.mesh_shape)
@@ -110,6 +112,7 @@ def test_head_is_reinitialised_when_the_class_count_differs(tfds_data_dir, five_
                 assert leaves_equal(got[layer][name], source[layer][name]), (layer, name)
 
 
+@pytest.mark.slow
 def test_frozen_layers_are_bit_identical_and_take_no_optimizer_memory(
     tfds_data_dir, five_class_run, tmp_path
 ):
@@ -206,6 +209,7 @@ def test_bad_freeze_settings_are_clear(tfds_data_dir, settings, message):
         )
 
 
+@pytest.mark.slow
 def test_mismatched_shapes_name_the_layer(tfds_data_dir, five_class_run, tmp_path):
     fresh = {
         "conv1": {"kernel": np.zeros((5, 5, 3, 64)), "bias": np.zeros(64)},

@@ -73,6 +73,7 @@ def trained_workdir(trained):
     return trained[0]
 
 
+@pytest.mark.slow
 def test_a_plotting_failure_only_warns_and_keeps_the_run(trained):
     workdir, metrics, warnings = trained
     # trained and evaluated to the end
@@ -113,6 +114,7 @@ def test_filter_grids_put_each_towers_kernels_in_its_own_grid():
         visualize.filter_grids(np.zeros((5, 5, 4, 8)))
 
 
+@pytest.mark.slow
 def test_conv1_filter_png_sizes(tmp_path, trained_workdir):
     rng = np.random.default_rng(1)
     # the paper's conv1: 48 kernels per tower, 16 per row
@@ -282,6 +284,7 @@ def test_feature_map_png_sizes(tmp_path):
 # Training curves
 
 
+@pytest.mark.slow
 def test_curves_of_a_real_run(trained_workdir, tmp_path):
     records = visualize.read_metrics(trained_workdir)
     progress = [r for r in records if "loss" in r]
@@ -372,6 +375,7 @@ def test_command_writes_the_four_pictures(trained_workdir, tmp_path):
     assert png_size(out / "predictions.png") == (575, 25 + 4 * 150)
 
 
+@pytest.mark.slow
 def test_pictures_of_a_workdir_that_is_not_a_run(trained_workdir, tmp_path):
     with pytest.raises(FileNotFoundError, match="Train first"):
         visualize.write_pictures(str(tmp_path))  # no metrics.jsonl
