@@ -64,11 +64,13 @@ def compilation_cache(tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     """Tests that share a module-scoped fixture run on one xdist worker, so it is built once.
 
-    With `--dist loadgroup` (pyproject.toml) every other test goes to whichever worker is free,
-    which keeps both busy to the end. Runs before xdist reads the `xdist_group` marks.
+    With `--dist loadgroup` (pyproject.toml) every other test goes to whichever worker is free.
+    The slow tests are handed out first and the quick ones fill the end, so neither worker idles
+    while the other finishes a long test. Runs before xdist reads the `xdist_group` marks.
     """
     for item in items:
         definitions = item._fixtureinfo.name2fixturedefs
         shared = sorted(name for name, defs in definitions.items() if defs[-1].scope == "module")
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{'+'.join(shared)}"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
