@@ -67,6 +67,7 @@ from alexnet_jax.lrn import local_response_norm
 __all__ = [
     "AlexNet",
     "from_config",
+    "NETWORK_KEYS",
     "layer_widths",
     "VARIANTS",
     "NORMALIZATIONS",
@@ -682,6 +683,22 @@ def head_layer(params) -> str:
 
 # --------------------------------------------------------------------------
 # From a config
+
+# The config keys that decide the function a set of parameters computes: two runs that agree on
+# these (and on the parameter shapes) trained the same network. Dropout and the initialization
+# change only how it trains.
+NETWORK_KEYS = (
+    "model",
+    "towers",
+    "num_classes",
+    "normalization",
+    "norm_position",
+    "pooling",
+    "activation",
+    "conv_features",
+    "hidden_features",
+    "residual",
+)
 
 # Config keys that differ from the name of the model field they set.
 _CONFIG_KEYS = {"variant": "model"}

@@ -26,7 +26,7 @@ from absl import logging
 from alexnet_jax import checkpoints, distributed, optim, pretrained, rundir, sharding
 from alexnet_jax.data import batching, sources
 from alexnet_jax.errors import MissingFileError, UserError
-from alexnet_jax.models import AlexNet
+from alexnet_jax.models import NETWORK_KEYS, AlexNet
 from alexnet_jax.steps import (
     TrainState,
     compile_steps,
@@ -125,21 +125,6 @@ def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict
 
 # ---------------------------------------------------------------------------
 # The loop
-
-
-# The config fields that define the network a checkpoint holds (beyond its parameter shapes).
-MODEL_FIELDS = (
-    "model",
-    "towers",
-    "num_classes",
-    "normalization",
-    "norm_position",
-    "pooling",
-    "activation",
-    "conv_features",
-    "hidden_features",
-    "residual",
-)
 
 
 class _StopRequests:
@@ -563,7 +548,7 @@ def evaluate_checkpoints(
             raise MissingFileError(
                 f"No checkpoints in {directory}; train first (python main.py --workdir={directory})."
             )
-        differences = rundir.config_differences(directory, config, MODEL_FIELDS)
+        differences = rundir.config_differences(directory, config, NETWORK_KEYS)
         if differences:
             raise checkpoints.CheckpointMismatchError(
                 f"{directory} holds another network than this config builds ({'; '.join(differences)}); an ensemble's "

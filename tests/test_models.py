@@ -12,6 +12,7 @@ import torch
 from alexnet_jax.convert import torch_state_dict_to_flax
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.models import (
+    NETWORK_KEYS,
     AlexNet,
     count_params,
     from_config,
@@ -518,6 +519,10 @@ def test_every_model_key_of_the_config_reaches_the_model():
         expected = {"model": "variant", "half_precision": "dtype"}.get(key, key)
         assert changed == {expected}, (key, changed)
     assert from_config(default.get_config(), towers=2).towers == 2  # keyword arguments win
+    # the keys that tell two trained networks apart are model keys (dropout and init are not among them)
+    assert set(NETWORK_KEYS) < set(MODEL_KEYS) and {"dropout_rate", "init_scheme"}.isdisjoint(
+        NETWORK_KEYS
+    )
 
 
 def test_layer_widths_read_tuples_and_the_text_of_older_configs():
