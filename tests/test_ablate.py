@@ -177,8 +177,7 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
     base = digits_config(tfds_data_dir)
     variants = ablate.selected_variants(["baseline", "tanh_instead_of_relu", "label_smoothing_0_1"])
     out, report = str(tmp_path / "out"), str(tmp_path / "report")
-    results = ablate.run_study(
-        base,
+    study = dict(
         seeds=1,
         steps=4,
         batch_size=8,
@@ -189,6 +188,7 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
         report_dir=report,
         variants=variants,
     )
+    results = ablate.run_study(base, **study)
 
     names = list(results)
     assert names[:3] == ["baseline", "tanh instead of ReLU", "label smoothing 0.1"]
@@ -223,18 +223,7 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
 
     # A second call reads the finished runs back instead of training them again.
     stamp = os.path.getmtime(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl"))
-    again = ablate.run_study(
-        base,
-        seeds=1,
-        steps=4,
-        batch_size=8,
-        examples_per_class=2,
-        learning_rate=0.01,
-        target=0.9,
-        out=out,
-        report_dir=report,
-        variants=variants,
-    )
+    again = ablate.run_study(base, **study)
     assert (
         os.path.getmtime(os.path.join(out, "runs", "baseline", "seed0", "metrics.jsonl")) == stamp
     )
@@ -245,17 +234,7 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
         match=r"baseline/seed0 holds a finished run of another config "
         r"\(learning_rate: 0\.01 in .*, 0\.02 here\)",
     ):
-        ablate.run_study(
-            base,
-            seeds=1,
-            steps=4,
-            batch_size=8,
-            examples_per_class=2,
-            learning_rate=0.02,
-            target=0.9,
-            out=out,
-            variants=variants,
-        )
+        ablate.run_study(base, **dict(study, learning_rate=0.02, report_dir=""))
 
 
 def test_the_old_module_name_runs_the_study():

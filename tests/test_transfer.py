@@ -255,25 +255,16 @@ def test_mismatched_shapes_name_the_layer(tfds_data_dir, five_class_run, tmp_pat
 
 
 def test_class_subset_and_few_labels_per_class(tfds_data_dir):
-    full = input_pipeline.load_data(
-        input_pipeline.InputConfig(
-            dataset="digits",
-            data_dir=tfds_data_dir,
-            image_size=32,
-            resize_size=32,
-            color_stats="dataset",
-        )
+    digits = dict(
+        dataset="digits",
+        data_dir=tfds_data_dir,
+        image_size=32,
+        resize_size=32,
+        color_stats="dataset",
     )
+    full = input_pipeline.load_data(input_pipeline.InputConfig(**digits))
     subset = input_pipeline.load_data(
-        input_pipeline.InputConfig(
-            dataset="digits",
-            data_dir=tfds_data_dir,
-            image_size=32,
-            resize_size=32,
-            color_stats="dataset",
-            classes=(7, 5, 9),
-            train_examples_per_class=4,
-        )
+        input_pipeline.InputConfig(**digits, classes=(7, 5, 9), train_examples_per_class=4)
     )
     assert subset.num_classes == 3 and subset.class_names == ("7", "5", "9")
     # numpy reference: the first 4 training examples of each kept class, in split order, relabelled 0, 1, 2.
