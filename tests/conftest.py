@@ -15,6 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest
 import torch  # noqa: F401
 
+import alexnet_jax  # noqa: F401  (before TensorFlow: its start-up then skips Keras, see the package)
+
 
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):

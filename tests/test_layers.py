@@ -33,9 +33,18 @@ def test_the_core_imports_no_tensorflow_tfds_or_matplotlib():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
-    # The control: the training loop reads data through tf.data, so importing it must load TensorFlow.
+    # The control: the training loop reads data through tf.data, so importing it must load TensorFlow,
+    # but not Keras (installed, as tensorflow-cpu requires), which TensorFlow would import at start;
+    # tf.keras still loads it when asked.
+    probe = (
+        "import importlib.util, sys, alexnet_jax.train; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, "
+        "importlib.util.find_spec('keras') is not None); "
+        "import tensorflow as tf; layer = tf.keras.layers.Dense(2); "
+        "print('keras' in sys.modules, tuple(layer(tf.ones((1, 3))).shape))"
+    )
     control = subprocess.run(
-        [sys.executable, "-c", "import sys, alexnet_jax.train; print('tensorflow' in sys.modules)"],
+        [sys.executable, "-c", probe],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -43,7 +52,9 @@ def test_the_core_imports_no_tensorflow_tfds_or_matplotlib():
         timeout=300,
         check=False,
     )
-    assert control.stdout.strip().splitlines()[-1] == "True", control.stderr[-3000:]
+    assert control.stdout.strip().splitlines()[-2:] == ["True False True", "True (1, 2)"], (
+        control.stdout + control.stderr[-3000:]
+    )
 
 
 def package_modules() -> dict[str, str]:
