@@ -142,6 +142,41 @@ def one_process(tfds_data_dir, tmp_path_factory):
     return workdir
 
 
+def assert_trained_like(workdir, reference, label):
+    """The run in `workdir` trained as `reference` did: parameters, each step's loss, the evaluation.
+
+    The same global batches and dropout keys; all-reduces across processes may sum in another order.
+    """
+    expected, got = checkpoints.load_params(reference), checkpoints.load_params(workdir)
+    earlier = checkpoints.load_params(reference, step=2)
+    moved = max(
+        float(np.abs(a - b).max())
+        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier))
+    )
+    difference = max(
+        float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected))
+    )
+    print(f"{label}: max |difference| {difference:.1e}; parameters moved {moved:.1e} in 4 steps")
+    assert moved > 1e-3 and difference < 1e-5, (difference, moved)
+
+    expected_records, records = read_metrics(reference), read_metrics(workdir)
+    # each step once, from process 0
+    assert [r["step"] for r in records if "loss" in r] == list(range(1, STEPS + 1))
+    (evaluated,), (expected_eval,) = (
+        [r for r in records if "val_loss" in r],
+        [r for r in expected_records if "val_loss" in r],
+    )
+    assert evaluated["val_examples"] == 360  # every test digit exactly once, not once per process
+    np.testing.assert_allclose(evaluated["val_loss"], expected_eval["val_loss"], rtol=1e-5)
+    assert evaluated["val_top1_error"] == expected_eval["val_top1_error"]
+    for got_step, expected_step in zip(
+        [r for r in records if "loss" in r],
+        [r for r in expected_records if "loss" in r],
+        strict=True,
+    ):
+        np.testing.assert_allclose(got_step["loss"], expected_step["loss"], rtol=1e-5)
+
+
 @pytest.mark.slow
 def test_two_processes_train_like_one_and_resume_after_a_kill(
     tfds_data_dir, one_process, jobs, tmp_path
@@ -167,91 +202,22 @@ def test_two_processes_train_like_one_and_resume_after_a_kill(
     )
     # only process 0 logs
     assert "process 1 of 2" in log1 and "step 1/" not in log1 and "eval at step" not in log1
-
-    expected, got = checkpoints.load_params(one_process), checkpoints.load_params(workdir)
-    earlier = checkpoints.load_params(one_process, step=2)
-    moved = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier))
-    )
-    difference = max(
-        float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected))
-    )
-    # The same global batches and dropout keys; all-reduces across processes may sum in another order.
-    print(
-        f"2 processes vs 1: max |difference| {difference:.1e}; parameters moved {moved:.1e} in 4 steps"
-    )
-    assert moved > 1e-3 and difference < 1e-5, (difference, moved)
-
-    reference, records = read_metrics(one_process), read_metrics(workdir)
-    # each step once, from process 0
-    assert [r["step"] for r in records if "loss" in r] == list(range(1, STEPS + 1))
-    (evaluated,), (expected_eval,) = (
-        [r for r in records if "val_loss" in r],
-        [r for r in reference if "val_loss" in r],
-    )
-    assert evaluated["val_examples"] == 360  # every test digit exactly once, over both processes
-    np.testing.assert_allclose(evaluated["val_loss"], expected_eval["val_loss"], rtol=1e-5)
-    assert evaluated["val_top1_error"] == expected_eval["val_top1_error"]
-    for got_step, expected_step in zip(
-        [r for r in records if "loss" in r], [r for r in reference if "loss" in r]
-    ):
-        np.testing.assert_allclose(got_step["loss"], expected_step["loss"], rtol=1e-5)
+    assert_trained_like(workdir, one_process, "2 processes vs 1")
 
 
 @pytest.mark.slow
 def test_a_data_shards_towers_on_two_processes_train_like_one_process(
-    tfds_data_dir, jobs, tmp_path
+    tfds_data_dir, one_process, jobs, tmp_path
 ):
-    # One device per process (SLURM's one task per GPU) on mesh (1, 2): the two processes hold the two towers of
-    # the only data shard, so both must load the whole batch. The reference: one process with both devices.
-    settings = dict(mesh_shape=(1, 2), batch_size=8, eval_every_steps=3, checkpoint_every_steps=3)
-    single = jobs(
-        tfds_data_dir,
-        str(tmp_path / "single"),
-        tmp_path,
-        "single",
-        processes=1,
-        devices=2,
-        **settings,
+    # One device per process (SLURM's one task per GPU) on mesh (1, 2): the two processes hold the
+    # two towers of the only data shard, so both must load the whole batch. The reference: the same
+    # training in this process on mesh (4, 2).
+    pair = jobs(
+        tfds_data_dir, str(tmp_path / "pair"), tmp_path, "pair", devices=1, mesh_shape=(1, 2)
     )
-    assert single.wait() == [0], single.output(0)[-3000:]
-    pair = jobs(tfds_data_dir, str(tmp_path / "pair"), tmp_path, "pair", devices=1, **settings)
     assert pair.wait() == [0, 0], pair.output(0)[-3000:] + pair.output(1)[-3000:]
     assert "data 0: p0:0  p1:2048" in pair.output(0)
-
-    expected, got = (
-        checkpoints.load_params(tmp_path / "single"),
-        checkpoints.load_params(tmp_path / "pair"),
-    )
-    earlier = checkpoints.load_params(tmp_path / "single", step=3)
-    moved = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier))
-    )
-    difference = max(
-        float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected))
-    )
-    print(
-        f"towers on 2 processes vs 1 process: max |difference| {difference:.1e}; parameters moved {moved:.1e}"
-    )
-    assert moved > 1e-3 and difference < 1e-5, (difference, moved)
-    reference, records = read_metrics(tmp_path / "single"), read_metrics(tmp_path / "pair")
-    evaluated, expected_eval = (
-        [r for r in records if "val_loss" in r],
-        [r for r in reference if "val_loss" in r],
-    )
-    assert [r["val_examples"] for r in evaluated] == [
-        360,
-        360,
-    ]  # every test digit once, not once per process
-    for got_eval, want in zip(evaluated, expected_eval):
-        np.testing.assert_allclose(got_eval["val_loss"], want["val_loss"], rtol=1e-5)
-        assert got_eval["val_top1_error"] == want["val_top1_error"]
-    for got_step, want in zip(
-        [r for r in records if "loss" in r], [r for r in reference if "loss" in r], strict=True
-    ):
-        np.testing.assert_allclose(got_step["loss"], want["loss"], rtol=1e-5)
+    assert_trained_like(tmp_path / "pair", one_process, "towers on 2 processes vs 1 process")
 
 
 @pytest.mark.slow
