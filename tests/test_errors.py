@@ -60,10 +60,10 @@ def test_a_config_mistake_found_while_building_the_model_is_a_config_error():
 
 
 @pytest.mark.slow
-def test_a_bug_in_the_model_keeps_its_traceback(tmp_path):
+def test_a_bug_in_the_model_keeps_its_traceback(tfds_data_dir, tmp_path):
     args = (
         "--config=configs/smoke.py",
-        f"--config.data_dir={tmp_path / 'data'}",
+        f"--config.data_dir={tfds_data_dir}",
         f"--workdir={tmp_path / 'run'}",
     )
     result = run_python("-c", MAIN_WITH_A_BUG, *args)
@@ -75,12 +75,12 @@ def test_a_bug_in_the_model_keeps_its_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_user_error_after_start_up_is_one_line_without_a_traceback(tmp_path):
+def test_a_user_error_after_start_up_is_one_line_without_a_traceback(tfds_data_dir, tmp_path):
     result = run_python(
         "main.py",
         "--config=configs/smoke.py",
         "--config.optimizer=adamm",
-        f"--config.data_dir={tmp_path / 'data'}",
+        f"--config.data_dir={tfds_data_dir}",
         f"--workdir={tmp_path / 'run'}",
     )
     assert result.returncode == 1, result.stderr[-3000:]

@@ -21,10 +21,12 @@ STEPS = 18
 
 
 def run_args(data_dir, workdir, *extra):
+    """configs/smoke.py at batch 8 (as tests/fake_data.digits_config: a quarter of the compute)."""
     return [
         "--config=configs/smoke.py",
         f"--config.data_dir={data_dir}",
         f"--workdir={workdir}",
+        "--config.batch_size=8",
         f"--config.num_train_steps={STEPS}",
         "--config.log_every_steps=1",
         "--config.checkpoint_every_steps=3",
