@@ -147,15 +147,18 @@ class PatternAlexNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-def paper_alexnet(num_classes=1000, **kwargs) -> PatternAlexNet:
-    """Krizhevsky et al. 2012: 96-256-384-384-256, 11/4 then 5 then 3x3 kernels, fc 4096."""
+def paper_alexnet(num_classes=1000, spatial=6, **kwargs) -> PatternAlexNet:
+    """Krizhevsky et al. 2012: 96-256-384-384-256, 11/4 then 5 then 3x3 kernels, fc 4096.
+
+    `spatial`: the side of conv5's pooled output, 6 for 224x224 images, 1 for 63x63.
+    """
     return PatternAlexNet(
         (96, 256, 384, 384, 256),
         (11, 5, 3, 3, 3),
         (4, 1, 1, 1, 1),
         (2, 2, 1, 1, 1),
         (4096, 4096),
-        6,
+        spatial,
         num_classes,
         **kwargs,
     )
