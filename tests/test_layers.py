@@ -129,3 +129,16 @@ def test_no_import_cycle_in_the_package():
 )
 def test_the_cycle_search_itself(graph, expected):
     assert import_cycle(graph) == expected
+
+
+@pytest.fixture(scope="module")
+def module_resource():
+    return object()
+
+
+def test_tests_sharing_a_module_fixture_run_in_one_xdist_group(request, module_resource):
+    """`--dist loadgroup` (pyproject.toml) with the groups of tests/conftest.py: xdist appends the
+    group to the test's id, and sends a group to one worker. With pytest 9.2 it appended nothing."""
+    if not request.config.getoption("loadgroup", default=False):
+        pytest.skip("not under pytest-xdist's --dist loadgroup (the README's command uses it)")
+    assert request.node.nodeid.endswith("@test_layers:module_resource"), request.node.nodeid
