@@ -40,8 +40,9 @@ class _NoKerasWhileTensorFlowStarts:
         raise AssertionError(module)
 
 
+# Once per process (a reload of the package makes a new class of the same name).
 if "tensorflow" not in sys.modules and not any(
-    isinstance(finder, type) and finder.__name__ == _NoKerasWhileTensorFlowStarts.__name__
+    getattr(finder, "__name__", None) == _NoKerasWhileTensorFlowStarts.__name__
     for finder in sys.meta_path
 ):
     sys.meta_path.insert(0, _NoKerasWhileTensorFlowStarts)

@@ -1,9 +1,13 @@
-"""Python commands (`main.py` above all) in a child process; reading a run's metrics.jsonl."""
+"""Python commands (`main.py` above all) in a child process; reading a run's metrics.jsonl;
+comparing parameter trees."""
 
 import json
 import os
 import subprocess
 import sys
+
+import jax
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,3 +52,11 @@ def read_metrics(workdir, key=None) -> list[dict]:
     with open(os.path.join(workdir, "metrics.jsonl")) as file:
         records = [json.loads(line) for line in file]
     return records if key is None else [record for record in records if key in record]
+
+
+def largest_difference(a, b) -> float:
+    """max |a - b| over every leaf of two parameter trees of the same structure."""
+    return max(
+        float(np.abs(np.asarray(x) - np.asarray(y)).max())
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )

@@ -14,10 +14,9 @@ import subprocess
 import time
 from types import SimpleNamespace
 
-import jax
 import numpy as np
 import pytest
-from helpers import read_metrics, start_main, subprocess_env
+from helpers import largest_difference, read_metrics, start_main, subprocess_env
 
 from alexnet_jax import checkpoints, distributed, rundir, sharding, train
 from configs import smoke
@@ -149,13 +148,7 @@ def assert_trained_like(workdir, reference, label):
     """
     expected, got = checkpoints.load_params(reference), checkpoints.load_params(workdir)
     earlier = checkpoints.load_params(reference, step=2)
-    moved = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(earlier))
-    )
-    difference = max(
-        float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected))
-    )
+    moved, difference = largest_difference(expected, earlier), largest_difference(got, expected)
     print(f"{label}: max |difference| {difference:.1e}; parameters moved {moved:.1e} in 4 steps")
     assert moved > 1e-3 and difference < 1e-5, (difference, moved)
 

@@ -14,6 +14,7 @@ import re
 import jax
 import numpy as np
 import pytest
+from helpers import largest_difference
 
 from alexnet_jax import models, sharding, steps
 from configs import default
@@ -230,14 +231,7 @@ def test_sharded_step_equals_one_device():
     # therefore also mean equal dropout masks on both meshes (threefry is partitionable).
     assert abs(other_losses[0] - expected_losses[0]) > 1e-3
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
-    moved = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(initial))
-    )
-    difference = max(
-        float(np.abs(a - b).max())
-        for a, b in zip(jax.tree.leaves(sharded), jax.tree.leaves(expected))
-    )
+    moved, difference = largest_difference(expected, initial), largest_difference(sharded, expected)
     assert moved > 1e-3  # the parameters changed far more than the tolerance
     # float32 sums in another order (per-shard partial sums, all-reduces). Measured max abs difference:
     # 3.0e-8 at 63x63 (params moved 0.016); at 224x224, 3e-8 (moved 0.027), and 1.3e-6 with
