@@ -22,11 +22,14 @@ from alexnet_jax import checkpoints, distributed, rundir, sharding, train
 from configs import smoke
 
 STEPS = 6
-# The paper's two-tower model at its smallest input; He init and a constant learning rate so that a few
-# steps move the parameters far beyond the tolerance (the paper's N(0, 0.01) init barely moves).
+# The paper's two-tower model at its smallest input, with fc6 and fc7 of 512 instead of 4,096 (the
+# towers, their placement and the collectives are the same; the state and its checkpoints are 2.7 M
+# instead of 20.2 M parameters); He init and a constant learning rate so that a few steps move the
+# parameters far beyond the tolerance (the paper's N(0, 0.01) init barely moves).
 OVERRIDES = {
     "model": "paper",
     "towers": 2,
+    "hidden_features": (512, 512),
     "image_size": 63,
     "resize_size": 63,
     "batch_size": 16,
