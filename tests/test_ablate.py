@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fake_data import digits_config
+from fake_data import FIRST_40_TEST_DIGITS, digits_config
 
 from alexnet_jax import steps
 from alexnet_jax.errors import ConfigError
@@ -179,7 +179,7 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
 
     Evaluated on the first 40 test digits: the table reads whatever the runs measured.
     """
-    base = digits_config(tfds_data_dir, eval_split="test[:40]")
+    base = digits_config(tfds_data_dir, eval_split=FIRST_40_TEST_DIGITS)
     variants = ablate.selected_variants(["baseline", "tanh_instead_of_relu", "label_smoothing_0_1"])
     out, report = str(tmp_path / "out"), str(tmp_path / "report")
     study = dict(

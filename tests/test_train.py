@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fake_data import digits_config, write_fake_imagenet
+from fake_data import FIRST_40_TEST_DIGITS, digits_config, write_fake_imagenet
 from helpers import read_metrics
 
 from alexnet_jax import checkpoints, input_pipeline, metrics, sharding, steps, train
@@ -140,7 +140,7 @@ def test_ensemble_of_two_checkpoints(tfds_data_dir, tmp_path):
     train.train_and_evaluate(
         digits_config(tfds_data_dir, num_train_steps=3, schedule="constant", seed=1), str(other)
     )
-    config.final_eval_crops, config.eval_split = ("ten_crop",), "test[:40]"
+    config.final_eval_crops, config.eval_split = ("ten_crop",), FIRST_40_TEST_DIGITS
     both = train.evaluate_checkpoints(config, str(tmp_path), [6], [str(other)])
     assert both["members"] == [f"{tmp_path}@6", f"{other}@3"] and both["steps"] == [6]
     assert both["val_examples"] == both["val_ten_crop_examples"] == 40
@@ -426,7 +426,7 @@ def test_plateau_drops_the_learning_rate_in_the_loop(tfds_data_dir, tmp_path):
     # Five evaluations on the first 40 test digits: that holds for any subset.
     config = digits_config(
         tfds_data_dir,
-        eval_split="test[:40]",
+        eval_split=FIRST_40_TEST_DIGITS,
         num_train_steps=10,
         schedule="plateau",
         learning_rate=1e-9,
