@@ -217,7 +217,7 @@ def run(mode: str, config, workdir: str) -> None:
     )
     if mode == "train":
         train.train_and_evaluate(config, workdir)
-        if jax.process_index() == 0:
+        if jax.process_index() == 0 and config.training_curves:
             from alexnet_jax import visualize  # matplotlib: only now
 
             visualize.try_write_training_curves(workdir)

@@ -29,7 +29,7 @@ dpi of 100 or any multiple of 4; each function's docstring gives its size.
 `plot_*` draw from arrays; `write_*` draw one picture of a run
 (`alexnet_jax.predict.load_trained_run`) into a folder, which is what the
 command and the Colab notebook call; `main.py` calls `try_write_training_curves`
-after a run (the training loop draws nothing).
+after a run unless `--config.training_curves=False` (the training loop draws nothing).
 """
 
 from __future__ import annotations

@@ -56,6 +56,9 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Bookkeeping.
     config.log_every_steps = 20
+    # main.py draws <workdir>/training_curves.png after training (about 2 s: matplotlib); False
+    # skips it, e.g. in sweeps (python -m alexnet_jax.visualize --workdir=... draws it later).
+    config.training_curves = True
     # Intervals in epochs or in steps: set one of each pair, the other 0 (steps.interval_steps).
     config.eval_every_epochs = 10.0
     config.eval_every_steps = 0

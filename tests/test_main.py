@@ -25,6 +25,7 @@ def test_smoke_config_trains_evaluates_checkpoints_and_resumes(tmp_path):
     assert "eval at step 12" in log and "(360 examples)" in log
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["12", "6"]
     assert os.path.exists(tmp_path / "run" / "metrics.jsonl")
+    assert os.path.exists(tmp_path / "run" / "training_curves.png")
 
     again = run_main(*args, "--config.num_train_steps=14")
     assert again.returncode == 0, again.stderr[-3000:]

@@ -39,6 +39,7 @@ OVERRIDES = {
     "learning_rate": 0.002,
     "num_train_steps": STEPS,
     "log_every_steps": 1,
+    "training_curves": False,  # the runs are compared, not drawn
     "checkpoint_every_steps": 2,
     "eval_every_steps": 0,
 }

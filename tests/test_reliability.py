@@ -33,6 +33,7 @@ def run_args(data_dir, workdir, *extra):
         "--config.eval_every_steps=9",
         "--config.eval_every_epochs=0",
         "--config.checkpoint_every_epochs=0",
+        "--config.training_curves=False",  # the runs are compared, not drawn
         *extra,
     ]
 
@@ -146,6 +147,7 @@ def test_sigterm_checkpoints_and_exits_75_then_resumes(tfds_data_dir, uninterrup
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resumed from the checkpoint at step {stopped_at} of {STEPS}" in result.stderr
     assert_same_run(workdir, uninterrupted)
+    assert not os.path.exists(workdir / "training_curves.png")  # --config.training_curves=False
 
 
 def damage(step_dir):
