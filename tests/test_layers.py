@@ -6,11 +6,14 @@ module's source, function-level imports included.
 """
 
 import ast
+import importlib.metadata
 import os
 import subprocess
 import sys
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "alexnet_jax")
@@ -72,18 +75,21 @@ def package_modules() -> dict[str, str]:
     return modules
 
 
-def imported_modules(path: str, known) -> set[str]:
-    """The package modules that a file imports anywhere in it (top level or inside functions)."""
+def import_names(path: str) -> set[str]:
+    """Every name a file imports anywhere in it (top level or inside functions), `a.b` and `a.b.c`."""
     found = set()
     for node in ast.walk(ast.parse(open(path).read())):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found.update(name for name in names if name in known)
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
+
+
+def imported_modules(path: str, known) -> set[str]:
+    """The package modules that a file imports anywhere in it."""
+    return import_names(path) & set(known)
 
 
 def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -115,6 +121,52 @@ def test_no_import_cycle_in_the_package():
     )
     graph = {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
     assert import_cycle(graph) is None, " -> ".join(import_cycle(graph))
+
+
+def requirements(file: str) -> dict[str, Requirement]:
+    """The requirements that `file` lists itself (not those of files it includes with -r), by name."""
+    with open(os.path.join(ROOT, file)) as lines:
+        listed = [line.split("#")[0].strip() for line in lines]
+    found = [Requirement(line) for line in listed if line and not line.startswith("-")]
+    return {canonicalize_name(requirement.name): requirement for requirement in found}
+
+
+def core_distributions() -> set[str]:
+    """The distributions whose modules the core and the package modules it imports import."""
+    modules = package_modules()
+    graph = {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
+    core, todo = set(), [f"alexnet_jax.{name}" for name in CORE]
+    while todo:  # the core and the package modules it imports, however indirectly
+        if (name := todo.pop()) not in core:
+            core.add(name)
+            todo.extend(graph[name])
+    outside = (
+        {name.split(".")[0] for module in core for name in import_names(modules[module])}
+        - set(sys.stdlib_module_names)
+        - {"alexnet_jax", "__future__"}
+    )
+    providers = importlib.metadata.packages_distributions()
+    return {canonicalize_name(dist) for top in outside for dist in providers[top]}
+
+
+def test_requirements_admit_the_accelerator_image_and_hold_for_this_install():
+    runtime = requirements("requirements.txt")
+    # What an accelerator image without TensorFlow needs for the core; the comment there says so.
+    assert core_distributions() == {"jax", "flax", "optax", "numpy"} <= set(runtime)
+    # The lent H200 image: jax 0.11.2 (with its CUDA 13 plugin); this machine: jax 0.10.2.
+    assert runtime["jax"].specifier.contains("0.11.2") and runtime["jax"].specifier.contains(
+        "0.10.2"
+    )
+    assert not runtime["jax"].specifier.contains("0.10.1")
+    # The extras the README's GPU and TPU lines install exist (the plugins cannot be fetched here).
+    assert {"cuda12", "cuda13", "tpu"} <= set(
+        importlib.metadata.metadata("jax").get_all("Provides-Extra")
+    )
+    listed = {**runtime, **requirements("requirements-test.txt")}
+    assert {"jax", "tensorflow-cpu", "torch", "pytest"} <= set(listed)
+    for name, requirement in listed.items():
+        installed = importlib.metadata.version(name)
+        assert requirement.specifier.contains(installed, prereleases=True), (name, installed)
 
 
 @pytest.mark.parametrize(
