@@ -56,9 +56,8 @@ the best of a jitted float32 N x N @ N x N matmul in JAX and `torch.mm`,
 measured in the same run (`--matmul_size`). Memory: each worker's peak
 resident set (Linux VmHWM, reset after the untimed calls, so it is the peak
 of the timed steps) for the whole process, and the same above the process's
-resident set right after its imports (TensorFlow, which `alexnet_jax.train`
-imports for its input pipeline, is part of the JAX worker's imports): that
-is parameters, optimizer state, data, gradients, activations and workspace,
+resident set right after its imports (the JAX worker imports the
+TensorFlow-free `alexnet_jax.steps` and `sharding` only): that is parameters, optimizer state, data, gradients, activations and workspace,
 plus whatever the allocator keeps (for JAX, also what XLA's compiler left
 allocated; for torch.compile, what its compilation did).
 
@@ -94,18 +93,23 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, str(REPO))  # run as a script from anywhere: alexnet_jax, configs, reference
 
 from common import (
+    analytic_macs,
+    batch_list,
     bench_config,
     cpu_cores,
     jax_train_step,
+    name_list,
     peak_rss_mib,
-    random_batch,
     report,
     reset_peak_rss,
     rss_mib,
     run_jax_steps,
     run_worker,
     time_steps,
+    torch_train_step,
+    train_flops,
     worker_main,
+    xla_costs,
 )
 
 MODELS = ("paper", "small")
@@ -120,62 +124,6 @@ FRAMEWORK_NAMES = {
 }
 DEFAULT_BATCHES = {"paper": "32,128", "small": "64,256"}
 DEFAULT_REPEATS = {"paper": 3, "small": 10}
-
-
-# ---------------------------------------------------------------------------
-# Analytic FLOPs
-
-
-def conv_taps(size_in: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
-    """(output size, kernel taps summed over output positions along one axis, those on real pixels)."""
-    size_out = (size_in + 2 * padding - kernel) // stride + 1
-    real = 0
-    for o in range(size_out):
-        first = max(0, padding - o * stride)
-        last = min(kernel - 1, size_in - 1 + padding - o * stride)
-        real += max(0, last - first + 1)
-    return size_out, size_out * kernel, real
-
-
-def analytic_macs(model) -> dict:
-    """Multiply-adds of one image's forward pass through `model` (an alexnet_jax AlexNet), by layer kind.
-
-    Returns dense (padding taps counted), real (padding taps not counted;
-    the fully connected layers are in both) and conv1_real (conv1's share of
-    `real`, whose input gradient a training step does not need).
-    """
-    from alexnet_jax.models import POOLINGS
-
-    arch, towers = model.architecture, model.resolved()["towers"]
-    window, pool_stride = POOLINGS[model.pooling]
-    size, channels = arch.image_size, 3
-    dense = real = conv1_real = 0
-    for index, layer in enumerate(arch.convs):
-        size_out, taps, real_taps = conv_taps(size, layer.kernel_size, layer.stride, layer.padding)
-        # input channels each output map sees
-        seen = channels // towers if layer.within_tower else channels
-        dense += taps * taps * seen * layer.features
-        real += real_taps * real_taps * seen * layer.features
-        if index == 0:
-            conv1_real = real_taps * real_taps * seen * layer.features
-        size, channels = size_out, layer.features
-        if layer.pool:
-            size = (size - window) // pool_stride + 1
-    if arch.pooled_size:
-        size = arch.pooled_size
-    fc = 0
-    width = size * size * channels
-    for features in tuple(arch.hidden_features) + (model.num_classes,):
-        fc += width * features  # fc8's towers each see their half of fc7: the same count in all
-        width = features
-    return dict(dense=dense + fc, real=real + fc, conv1_real=conv1_real)
-
-
-def train_flops(macs: dict, batch: int) -> tuple[float, float]:
-    """(3 x forward FLOPs with padding taps, the step's conv/dense FLOPs as XLA counts them) for a batch."""
-    convention = 3 * 2 * macs["dense"] * batch
-    as_xla = 2 * (3 * macs["real"] - macs["conv1_real"]) * batch
-    return convention, as_xla
 
 
 # ---------------------------------------------------------------------------
@@ -194,9 +142,6 @@ def jax_worker(spec: dict) -> dict:
     setup = jax_train_step(
         config, sharding.create_mesh(config.mesh_shape, devices=jax.devices()[:1])
     )
-    cost = setup["compiled"].cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    memory = setup["compiled"].memory_analysis()
     peak = {}
     result = run_jax_steps(
         setup,
@@ -211,82 +156,21 @@ def jax_worker(spec: dict) -> dict:
         peak_rss_mib=peak_rss_mib(),
         peak_reset=peak["reset"],
         rss_before_timed_mib=peak["rss_before"],
-        xla_flops=float(cost.get("flops", float("nan"))),
-        xla_temp_bytes=memory.temp_size_in_bytes,
-        xla_peak_bytes=memory.argument_size_in_bytes
-        + memory.output_size_in_bytes
-        - memory.alias_size_in_bytes
-        + memory.temp_size_in_bytes,
-        xla_argument_bytes=memory.argument_size_in_bytes,
-        xla_output_bytes=memory.output_size_in_bytes,
-        xla_alias_bytes=memory.alias_size_in_bytes,
+        **xla_costs(setup["compiled"]),
     )
 
 
-def init_like_jax(model, scheme: str) -> None:
-    """Conv/linear weights drawn as the JAX config's `init_scheme` draws them (paper: N(0, 0.01^2), biases
-    1 in conv2/4/5 and fc6/7; he: N(0, 2 / fan_in), biases 0), so both frameworks start from similar scales."""
-    import math
-
-    import torch
-
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        for index, layer in enumerate(layers):
-            fan_in = layer.weight[0].numel()  # per output map: a grouped conv's own tower only
-            std = 0.01 if scheme == "paper" else math.sqrt(2.0 / fan_in)
-            layer.weight.normal_(0.0, std)
-            layer.bias.fill_(1.0 if scheme == "paper" and index in (1, 3, 4, 5, 6) else 0.0)
-
-
 def torch_worker(spec: dict) -> dict:
-    import numpy as np
     import torch
-    import torch.nn.functional as F
-
-    from reference.torch_alexnet import paper_alexnet, small_alexnet
 
     torch.set_num_threads(spec["threads"])
     rss_imports = rss_mib()
     config = bench_config(spec["model"], spec["batch"])
-    torch.manual_seed(config.seed)
-    net = (
-        paper_alexnet(config.num_classes)
-        if spec["model"] == "paper"
-        else small_alexnet(config.num_classes)
-    )
-    init_like_jax(net, config.init_scheme)
-    net.train()  # dropout active
-    optimizer = torch.optim.SGD(
-        net.parameters(),
-        lr=config.learning_rate,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    images, labels = random_batch(spec["batch"], config.image_size, config.num_classes)
-    # NCHW, torch's native layout
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    y = torch.from_numpy(labels.astype(np.int64))
-    compiled = spec["kind"] == "torch_compile"
-    forward = torch.compile(net) if compiled else net
-
-    def optimizer_step():
-        optimizer.step()
-
-    update = torch.compile(optimizer_step, fullgraph=False) if compiled else optimizer_step
-    head_bias = net.classifier[-1].bias.detach().clone()
-    losses = []
-
-    def step(losses):
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(forward(x), y)
-        loss.backward()
-        update()
-        losses.append(loss.detach())
-        return losses
+    setup = torch_train_step(config, spec["model"], compiled=spec["kind"] == "torch_compile")
+    step, losses = setup["step"], setup["losses"]
 
     # the second call recompiles the optimizer step
-    warmup = spec["warmup"] + (1 if compiled else 0)
+    warmup = spec["warmup"] + setup["extra_warmup"]
     peak = {}
     timing = time_steps(
         step,
@@ -297,15 +181,11 @@ def torch_worker(spec: dict) -> dict:
     )
     timing.pop("carry")
     steady = timing["median_ms"] / 1e3
-    losses = [float(loss) for loss in losses]
-    trained = bool(
-        all(np.isfinite(losses)) and not torch.equal(net.classifier[-1].bias.detach(), head_bias)
-    )
     return dict(
         timing,
         compile_s=max(0.0, sum(timing["warmup_s"]) - warmup * steady),
-        losses=losses,
-        trained=trained,
+        losses=[float(loss) for loss in losses],
+        trained=setup["trained"](),
         rss_imports_mib=rss_imports,
         peak_rss_mib=peak_rss_mib(),
         peak_reset=peak["reset"],
@@ -390,31 +270,6 @@ def xla_table(rows: list[dict]) -> str:
             f"| {row['xla_temp_bytes'] / 2**20:.0f} | {row['xla_peak_bytes'] / 2**20:.0f} |"
         )
     return "\n".join(lines)
-
-
-def batch_list(text: str) -> list[int]:
-    try:
-        batches = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        batches = []
-    if not batches or min(batches) < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: give positive batch sizes separated by commas, e.g. 32,128"
-        )
-    return batches
-
-
-def name_list(valid):
-    def parse(text: str) -> list[str]:
-        names = [part.strip() for part in text.split(",") if part.strip()]
-        unknown = [name for name in names if name not in valid]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: choose from {', '.join(valid)}, separated by commas"
-            )
-        return names
-
-    return parse
 
 
 def parse_args() -> argparse.Namespace:
