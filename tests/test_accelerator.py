@@ -112,16 +112,21 @@ def test_benchmark_runs_tiny_on_cpu(tmp_path):
     result = run_python(
         "benchmarks/accelerator.py",
         "--tiny",
+        # The two-tower model only (owt's rows are the same code with another model; its FLOP
+        # count is checked above): each row is a process of its own, about 6 s on 2 cores.
+        "--models=paper",
         "--precisions=float32",
         "--frameworks=jax,torch",
         "--search_models=",
         f"--json={output}",
-        env=subprocess_env(JAX_DISABLE_MOST_OPTIMIZATIONS="1"),
+        # One torch thread: its OpenMP threads spin while they wait, which slows the other test
+        # worker's process on a 2-core machine (and this row with it).
+        env=subprocess_env(JAX_DISABLE_MOST_OPTIMIZATIONS="1", OMP_NUM_THREADS="1"),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(output.read_text())
     rows = {(row["model"], row["kind"]): row for row in report["rows"]}
-    assert sorted(rows) == sorted((m, k) for m in ("paper", "owt") for k in ("jax", "torch"))
+    assert sorted(rows) == [("paper", "jax"), ("paper", "torch")]
     for (model, kind), row in rows.items():
         assert "error" not in row and "skipped" not in row, row
         assert math.isfinite(row["median_ms"]) and row["median_ms"] > 0, row
@@ -132,7 +137,7 @@ def test_benchmark_runs_tiny_on_cpu(tmp_path):
             ratio = row["xla_flops"] / row["analytic_xla_flops"]
             assert XLA_OVER_ANALYTIC[0] <= ratio <= XLA_OVER_ANALYTIC[1], (model, ratio)
             assert row["cache_entries"] == 1, row
-    assert {entry["model"] for entry in report["ratios"]} == {"paper", "owt"}
+    assert {entry["model"] for entry in report["ratios"]} == {"paper"}
     assert all(entry["jax_over_torch"] > 0 for entry in report["ratios"])
     assert report["tensorflow_imported"] is False and report["device"]["platform"] == "cpu"
     assert "alexnet_jax / torch eager" in result.stdout
