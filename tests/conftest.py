@@ -7,7 +7,13 @@ import os
 
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
-    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+    _flags += " --xla_force_host_platform_device_count=8"
+# XLA:CPU aborts the whole process ("Fatal Python error: Aborted") when its devices do not all
+# reach a collective within 40 s. With 8 device threads on 2 cores, beside the other worker's
+# multi-process runs, an evaluation's psum once took longer and killed a test worker.
+if "xla_cpu_collective_call_terminate_timeout_seconds" not in _flags:
+    _flags += " --xla_cpu_collective_call_terminate_timeout_seconds=300"
+os.environ["XLA_FLAGS"] = _flags.strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
