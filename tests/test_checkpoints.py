@@ -193,7 +193,7 @@ def test_load_params_in_a_one_device_process(tmp_path):
         np.savez({str(out)!r}, **{{k: v.view(np.uint16) if v.dtype.name == "bfloat16" else v for k, v in flat.items()}})
         """
     )
-    result = run_python("-c", script, timeout=120)  # XLA_FLAGS="": one CPU device
+    result = run_python("-c", script, timeout=120)  # subprocess_env: one CPU device
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = np.load(out)
     expected = host["params"]

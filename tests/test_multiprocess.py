@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import largest_difference, read_metrics, start_main, subprocess_env
+from helpers import COMPILE_FLAGS, largest_difference, read_metrics, start_main, subprocess_env
 
 from alexnet_jax import checkpoints, distributed, rundir, sharding, train
 from configs import smoke
@@ -69,7 +69,7 @@ class Job:
         port, self.logs, self.processes = free_port(), [], []
         # XLA:CPU aborts a process whose devices do not all reach a collective within 40 s; on a loaded 2-core
         # machine (two test workers, each with subprocesses) that limit was once exceeded in an evaluation.
-        flags = f"--xla_force_host_platform_device_count={devices} --xla_cpu_collective_call_terminate_timeout_seconds=300"
+        flags = f"{COMPILE_FLAGS} --xla_force_host_platform_device_count={devices} --xla_cpu_collective_call_terminate_timeout_seconds=300"
         environment = subprocess_env(XLA_FLAGS=flags)
         for index in range(processes):
             args = [

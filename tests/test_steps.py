@@ -1,6 +1,8 @@
 """Durations in a config: intervals given in epochs keep their meaning when the batch size changes."""
 
+import numpy as np
 import pytest
+from helpers import COMPILE_FLAGS, run_python, subprocess_env
 
 from alexnet_jax.errors import ConfigError
 from alexnet_jax.steps import interval_steps, num_train_steps
@@ -50,3 +52,53 @@ def test_both_units_at_once_is_a_config_error_naming_the_fix():
 def test_a_config_saved_before_epochs_existed_uses_its_steps():
     config = {"eval_every_steps": 230}  # config.json of an older run: no eval_every_epochs
     assert interval_steps(config, "eval_every", 22) == 230
+
+
+# The suite compiles at XLA:CPU's -O1 (helpers.COMPILE_FLAGS), users' runs at the default -O2. A
+# child at the default level trains as this process does; both sides must give the same bits.
+_THREE_STEPS = """
+import sys
+import numpy as np
+import jax
+from alexnet_jax import sharding, steps
+from configs import default, imagenet
+
+def three_steps(config):
+    config.batch_size, config.mesh_shape = 8, (1, 1)
+    mesh = sharding.create_mesh(config.mesh_shape)
+    model = steps.create_model(config, mesh)
+    tx = steps.create_optimizer(config, steps_per_epoch=10, total_steps=100)
+    state = steps.create_train_state(model, tx, mesh, config.image_size, config.seed)
+    _, shardings, _ = steps.state_shardings(model, tx, mesh, config.image_size, config.seed)
+    p_train, _ = steps.compile_steps(model, tx, mesh, shardings)
+    rng, key = np.random.default_rng(0), sharding.put_replicated(jax.random.key(1), mesh)
+    for _ in range(3):
+        batch = {
+            "image": rng.normal(size=(8, config.image_size, config.image_size, 3)).astype(np.float32),
+            "label": rng.integers(0, config.num_classes, 8).astype(np.int32),
+            "mask": np.ones(8, bool),
+        }
+        state, metrics = p_train(state, sharding.host_batch_to_global(batch, mesh), key)
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(jax.device_get(state.params))]
+
+paper = imagenet.get_config()
+paper.image_size, paper.hidden_features, paper.num_classes, paper.init_scheme = 63, (512, 512), 10, "he"
+leaves = three_steps(default.get_config()) + three_steps(paper)
+np.savez(sys.argv[1], *leaves)
+"""
+
+
+@pytest.mark.slow
+def test_the_suites_compiler_level_gives_the_default_levels_bits(tmp_path):
+    """Three training steps of the small and the two-tower model, at -O1 and at the default."""
+    results = {}
+    for name, flags in (("suite", COMPILE_FLAGS), ("default", "")):
+        out = tmp_path / f"{name}.npz"
+        result = run_python("-c", _THREE_STEPS, str(out), env=subprocess_env(XLA_FLAGS=flags))
+        assert result.returncode == 0, result.stderr[-3000:]
+        with np.load(out) as leaves:
+            results[name] = [leaves[key] for key in sorted(leaves.files, key=lambda k: int(k[4:]))]
+    assert "optimization_level=1" in COMPILE_FLAGS
+    assert len(results["suite"]) == len(results["default"]) > 20
+    for suite, default_level in zip(results["suite"], results["default"], strict=True):
+        np.testing.assert_array_equal(suite, default_level)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from absl import logging
 from fake_data import digits_config
-from helpers import ROOT, run_python
+from helpers import COMPILE_FLAGS, ROOT, run_python
 from jax import lax
 from PIL import Image
 
@@ -409,7 +409,7 @@ def test_colab_notebook_runs_end_to_end(tfds_data_dir, tmp_path, monkeypatch):
         "ALEXNET_JAX_NOTEBOOK_STEPS": "2",
         "ALEXNET_JAX_NOTEBOOK_WORKDIR": str(tmp_path / "run"),
         "TFDS_DATA_DIR": tfds_data_dir,  # tfds's own default data dir: the digits prepared by this session
-        "XLA_FLAGS": "",  # one CPU device, as a plain runtime has
+        "XLA_FLAGS": COMPILE_FLAGS,  # one CPU device, as a plain runtime has
         "JAX_PLATFORMS": "cpu",
     }
     spec = {
