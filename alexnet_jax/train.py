@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from alexnet_jax import checkpoints, distributed, optim, pretrained, rundir, sharding
+from alexnet_jax import checkpoints, distributed, optim, pretrained, rundir, sharding, synthetic
 from alexnet_jax.data import batching, sources
 from alexnet_jax.errors import MissingFileError, UserError
 from alexnet_jax.models import NETWORK_KEYS, AlexNet
@@ -105,13 +105,47 @@ def _log_protocols(prefix: str, metrics: dict, eval_crop: str, extra_crops) -> N
         )
 
 
+def _train_batches(data, input_config, mesh, batch_size: int, start_step: int) -> Iterator[dict]:
+    """The global training batches from `start_step` on: this process's rows loaded by the host
+    pipeline and put on the mesh, or (synthetic data) drawn there."""
+    if isinstance(data.train, sources.SyntheticSource):
+        return synthetic.train_batches(
+            mesh,
+            batch_size,
+            input_config.image_size,
+            data.num_classes,
+            input_config.seed,
+            start_step,
+            input_config.half_precision,
+        )
+    rows = sharding.data_rows(mesh, batch_size)
+    dataset = batching.train_dataset(data, input_config, batch_size, start_step, rows)
+    return (sharding.host_batch_to_global(b, mesh, rows) for b in dataset.as_numpy_iterator())
+
+
+def _eval_batches(data, input_config, mesh, batch_size: int) -> Iterator[dict]:
+    """The global batches of one pass over the evaluation split (see `_train_batches`)."""
+    if isinstance(data.eval, sources.SyntheticSource):
+        return synthetic.eval_batches(
+            mesh,
+            batch_size,
+            input_config.image_size,
+            len(data.eval),
+            data.num_classes,
+            input_config.seed,
+            input_config.eval_crop == "ten_crop",
+            input_config.half_precision,
+        )
+    rows = sharding.data_rows(mesh, batch_size)
+    dataset, _ = batching.eval_dataset(data, input_config, batch_size, rows=rows)
+    return (sharding.host_batch_to_global(b, mesh, rows) for b in dataset.as_numpy_iterator())
+
+
 def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict:
     """Exact metrics over the whole evaluation split (every example counted once)."""
-    rows = sharding.data_rows(mesh, batch_size)
-    dataset, num_batches = batching.eval_dataset(data, input_config, batch_size, rows=rows)
     totals = None
-    for host_batch in dataset.as_numpy_iterator():
-        sums = p_eval(members, sharding.host_batch_to_global(host_batch, mesh, rows))
+    for batch in _eval_batches(data, input_config, mesh, batch_size):
+        sums = p_eval(members, batch)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
     count = float(totals["count"])
@@ -407,7 +441,14 @@ class _Due(NamedTuple):
 
 
 class _Progress:
-    """The progress line and its metrics.jsonl record: window means, images/s, ETA."""
+    """The progress line and its metrics.jsonl record: window means, images/s, step time, the
+    share of it spent waiting for input, ETA.
+
+    Steps run asynchronously: the host asks for the next batch while the devices still compute.
+    Time spent in that request is time the host pipeline was behind; when it is a large share of
+    the step time, the run is input-bound (faster input, more cores, or a prepared copy help, not a
+    faster model).
+    """
 
     def __init__(self, config, setup: _Setup, writer: rundir.MetricsWriter, start_step: int):
         self._batch_size, self._total, self._per_epoch = (
@@ -416,23 +457,36 @@ class _Progress:
             setup.steps_per_epoch,
         )
         self._writer = writer
-        self._time, self._step = time.perf_counter(), start_step
+        self._time, self._step, self._input_seconds = time.perf_counter(), start_step, 0.0
+
+    def next_batch(self, batches: Iterator[dict]) -> dict:
+        """next(batches), its time counted as waiting for input."""
+        start = time.perf_counter()
+        batch = next(batches)
+        self._input_seconds += time.perf_counter() - start
+        return batch
 
     def log(self, step: int, step_metrics: _StepMetrics) -> dict:
         """Writes and logs the window since the last call (after `step_metrics.check`); returns its record."""
-        seconds = time.perf_counter() - self._time
-        images_per_second = (step - self._step) * self._batch_size / max(seconds, 1e-9)
-        eta = (self._total - step) * seconds / max(step - self._step, 1)
-        self._time, self._step = time.perf_counter(), step
+        seconds = max(time.perf_counter() - self._time, 1e-9)
+        steps = max(step - self._step, 1)
+        images_per_second = (step - self._step) * self._batch_size / seconds
+        eta = (self._total - step) * seconds / steps
+        input_fraction = min(self._input_seconds / seconds, 1.0)
         record = step_metrics.window_means()
         record.update(
             images_per_second=images_per_second,
+            step_seconds=seconds / steps,
+            input_wait_seconds=self._input_seconds / steps,
+            input_wait_fraction=input_fraction,
             epoch=step / self._per_epoch,
             skipped_steps=step_metrics.skipped,
         )
+        self._time, self._step, self._input_seconds = time.perf_counter(), step, 0.0
         self._writer.write(step, record)
         logging.info(
-            "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  ETA %s",
+            "step %d/%d  epoch %.2f  loss %.4f  top-1 err %.3f  lr %.2e  %.0f images/s  "
+            "%.0f ms/step (input %.0f%%)  ETA %s",
             step,
             self._total,
             step / self._per_epoch,
@@ -440,6 +494,8 @@ class _Progress:
             record["top1_error"],
             record["learning_rate"],
             images_per_second,
+            1e3 * seconds / steps,
+            100 * input_fraction,
             _format_seconds(eta),
         )
         return record
@@ -463,20 +519,13 @@ def _train_and_evaluate(config, workdir: str, stop: _StopRequests) -> dict:
         state = _with_lr_scale(state, plateau.scale, mesh)
         start_step = int(jax.device_get(state.step))
         dropout_key = sharding.put_replicated(jax.random.key(config.seed + 1), mesh)
-        # this process's rows of every global batch
-        rows = sharding.data_rows(mesh, config.batch_size)
-        batches = batching.train_dataset(
-            data, input_config, config.batch_size, start_step=start_step, rows=rows
-        )
-        batches = batches.as_numpy_iterator()
+        batches = _train_batches(data, input_config, mesh, config.batch_size, start_step)
         step_metrics = _StepMetrics(skipped, config.skip_nonfinite_steps, checkpointer.latest_step)
         progress = _Progress(config, setup, writer, start_step)
         last_metrics: dict = {}
         with stop:  # SIGTERM/SIGINT from here on: finish the step, checkpoint, exit 75
             for step in range(start_step + 1, setup.total_steps + 1):
-                state, metrics = p_train(
-                    state, sharding.host_batch_to_global(next(batches), mesh, rows), dropout_key
-                )
+                state, metrics = p_train(state, progress.next_batch(batches), dropout_key)
                 step_metrics.add(step, metrics)
                 due = _Due.after(step, config, setup, stop)
                 if not (due.log or due.eval or due.checkpoint or due.stop):

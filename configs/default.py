@@ -30,7 +30,7 @@ from ml_collections import config_dict
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.dataset = "digits"  # digits | imagenet2012 | cifar10 | image_folder
+    config.dataset = "digits"  # digits | imagenet2012 | cifar10 | image_folder | synthetic
     config.num_classes = 10
     config.batch_size = 64  # global, over all devices and processes
     config.num_epochs = 30.0
@@ -88,6 +88,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.classes = ()
     # > 0: the first N training examples of each class (few labels)
     config.train_examples_per_class = 0
+    # dataset="synthetic" (random images drawn on the devices, to time the model without input):
+    # split sizes; the defaults are ImageNet's
+    config.synthetic_train_examples = 1_281_167
+    config.synthetic_eval_examples = 50_000
 
     # Model: each key sets the AlexNet field of its name (models.from_config); model = variant.
     config.model = "small"  # paper | owt | small

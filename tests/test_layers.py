@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "alexnet_jax")
-CORE = ("lrn", "models", "metrics", "optim", "sharding", "steps")
+CORE = ("lrn", "models", "metrics", "optim", "sharding", "steps", "synthetic")
 HEAVY = ("tensorflow", "tensorflow_datasets", "matplotlib")
 
 

@@ -247,6 +247,16 @@ def test_logged_training_metrics_are_means_over_the_logging_window(tfds_data_dir
         for name in ("loss", "top1_error", "top5_error", "grad_norm"):
             np.testing.assert_allclose(record[name], np.mean([r[name] for r in logged]), rtol=1e-6)
         assert record["learning_rate"] == logged[-1]["learning_rate"]
+        # the window's time per step, and the part of it spent waiting for the next batch
+        assert 0 <= record["input_wait_seconds"] <= record["step_seconds"]
+        np.testing.assert_allclose(
+            record["input_wait_fraction"],
+            record["input_wait_seconds"] / record["step_seconds"],
+            rtol=1e-6,
+        )
+        np.testing.assert_allclose(
+            record["images_per_second"], 8 / record["step_seconds"], rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("optimizer", ["paper_sgd", "adamw"])

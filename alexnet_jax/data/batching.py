@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from alexnet_jax.data.augment import eval_image, train_image
-from alexnet_jax.data.sources import Data, DataError, InputConfig, TfdsSource
+from alexnet_jax.data.sources import Data, DataError, InputConfig, SyntheticSource, TfdsSource
 from alexnet_jax.sharding import BatchRows
 
 __all__ = ["train_dataset", "eval_dataset"]
@@ -29,6 +29,15 @@ def _checked_rows(global_batch_size: int, rows: BatchRows | None) -> BatchRows:
             f"{global_batch_size}"
         )
     return rows
+
+
+def _refuse_synthetic(data: Data) -> None:
+    if isinstance(data.train, SyntheticSource):
+        raise DataError(
+            "dataset='synthetic' has no host pipeline: its batches are drawn on the devices by "
+            "alexnet_jax.synthetic (train_batches, eval_batches), which training and evaluation use. "
+            "For images on the host, use a real dataset."
+        )
 
 
 def _finish(dataset: tf.data.Dataset, batch_size: int, config: InputConfig) -> tf.data.Dataset:
@@ -63,6 +72,7 @@ def train_dataset(
     Batches: image (rows.size, S, S, 3), label (rows.size,) int32, mask all True.
     """
     config = config.validated()
+    _refuse_synthetic(data)
     rows = _checked_rows(global_batch_size, rows)
     stats, seed = data.color_stats, config.seed
     source = data.train
@@ -180,6 +190,7 @@ def eval_dataset(
     (rows.size, 10, S, S, 3) for the ten crops, label (rows.size,) int32, mask (rows.size,) bool.
     """
     config = config.validated()
+    _refuse_synthetic(data)
     rows = _checked_rows(global_batch_size, rows)
     batch = rows.size
     stats, source = data.color_stats, data.eval

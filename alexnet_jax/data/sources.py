@@ -2,8 +2,8 @@
 
 `load_data(InputConfig)` opens the dataset of the config as `Data`: a train and an eval source of
 decoded uint8 images (`ArraySource` held in memory, `FileSource` image files decoded on the fly,
-`TfdsSource` TFRecord files streamed), the classes, and the `ColorStats` that images are
-normalized with. The tfds builders the package ships are in `alexnet_jax.datasets`.
+`TfdsSource` TFRecord files streamed, or `SyntheticSource`: drawn on the devices by
+`alexnet_jax.synthetic`), the classes, and the `ColorStats` that images are normalized with. The tfds builders the package ships are in `alexnet_jax.datasets`.
 """
 
 from __future__ import annotations
@@ -46,12 +46,13 @@ __all__ = [
     "ArraySource",
     "FileSource",
     "TfdsSource",
+    "SyntheticSource",
     "Data",
     "archive_dir",
     "load_data",
 ]
 
-DATASETS = ("digits", "imagenet2012", "cifar10", "image_folder")
+DATASETS = ("digits", "imagenet2012", "cifar10", "image_folder", "synthetic")
 TRAIN_AUGMENTS = ("paper", "inception", "pad_crop", "none")
 EVAL_CROPS = ("center", "ten_crop")
 COLOR_STATS = ("imagenet", "dataset")
@@ -113,6 +114,11 @@ class InputConfig:
     train_examples_per_class: int = 0  # > 0: keep the first N training examples of each class
     half_precision: bool = False  # bfloat16 images
     seed: int = 0
+    # dataset='synthetic': labels in 0..num_classes-1, and the sizes of its splits (ImageNet's train
+    # split, so that epochs last as long; its validation split)
+    num_classes: int = 1000
+    synthetic_train_examples: int = 1_281_167
+    synthetic_eval_examples: int = 50_000
 
     @classmethod
     def from_config(cls, config) -> "InputConfig":
@@ -137,6 +143,12 @@ class InputConfig:
             raise DataError(
                 "dataset='image_folder' needs folder_root: --config.folder_root=/path/to/root."
             )
+        if self.dataset == "synthetic":
+            for name in ("num_classes", "synthetic_train_examples", "synthetic_eval_examples"):
+                if getattr(self, name) < 1:
+                    raise DataError(
+                        f"dataset='synthetic' needs {name} >= 1, got {getattr(self, name)}."
+                    )
         return self
 
 
@@ -311,11 +323,21 @@ class TfdsSource:
 
 
 @dataclasses.dataclass
+class SyntheticSource:
+    """A split of random images drawn on the devices (`alexnet_jax.synthetic`): nothing on the host."""
+
+    num_examples: int
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+
+@dataclasses.dataclass
 class Data:
     """The train and eval sources of a dataset, its classes and colour statistics."""
 
-    train: ArraySource | FileSource | TfdsSource
-    eval: ArraySource | FileSource | TfdsSource
+    train: ArraySource | FileSource | TfdsSource | SyntheticSource
+    eval: ArraySource | FileSource | TfdsSource | SyntheticSource
     num_classes: int
     color_stats: ColorStats
     class_names: tuple[str, ...] = ()
@@ -550,11 +572,22 @@ def _stats(config: InputConfig, train: ArraySource | FileSource) -> ColorStats:
     return compute_color_stats(_sample_base_images(train, config.resize_size))
 
 
+def _load_synthetic(config: InputConfig) -> Data:
+    """Random images of the config's size (normalized already: the colour statistics are unused)."""
+    return Data(
+        train=SyntheticSource(config.synthetic_train_examples),
+        eval=SyntheticSource(config.synthetic_eval_examples),
+        num_classes=config.num_classes,
+        color_stats=IMAGENET_COLOR_STATS,
+    )
+
+
 _LOADERS = {
     "digits": _load_digits,
     "imagenet2012": _load_imagenet,
     "cifar10": _load_cifar10,
     "image_folder": _load_image_folder,
+    "synthetic": _load_synthetic,
 }
 
 
@@ -596,10 +629,15 @@ def _take(source, keep: np.ndarray, labels: np.ndarray):
 
 def _subset(data: Data, config: InputConfig) -> Data:
     """Only the classes in `config.classes` (renumbered), at most N training examples of each."""
-    if isinstance(data.train, TfdsSource):
+    if isinstance(data.train, (TfdsSource, SyntheticSource)):
+        where = (
+            "drawn on the devices"
+            if config.dataset == "synthetic"
+            else "streamed from its TFRecord files"
+        )
         raise DataError(
             "classes / train_examples_per_class need a dataset held in memory or an image folder; "
-            f"{config.dataset} is streamed from its TFRecord files."
+            f"{config.dataset} is {where}."
         )
     if config.classes:
         classes = _parse_classes(config.classes, data.num_classes)
