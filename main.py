@@ -116,7 +116,7 @@ flags.DEFINE_enum(
     "train",
     ["train", "eval", "prepare"],
     "Train (and evaluate), only evaluate checkpoints, or only prepare the dataset (once, before a "
-    "multi-host run).",
+    "multi-host run; with --config.resized_copy=True also its resized copy).",
 )
 flags.DEFINE_list(
     "eval_steps", [], "With --mode=eval: checkpoint steps to average (default: the latest)."
@@ -202,7 +202,7 @@ def run(mode: str, config, workdir: str) -> None:
             raise errors.ConfigError(
                 "--mode=prepare runs in one process; start it once, without the distributed flags."
             )
-        data = sources.load_data(sources.InputConfig.from_config(config))
+        data = sources.prepare_data(sources.InputConfig.from_config(config))
         logging.info(
             "%s is ready: %d training and %d evaluation examples.",
             config.dataset,

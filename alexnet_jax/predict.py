@@ -52,12 +52,7 @@ def load_trained_run(workdir: str, step: int | None = None) -> TrainedRun:
         raise ConfigError(
             "predict and visualize read parameters only; batch-norm models also need their running statistics."
         )
-    stats = sources.ColorStats(
-        **{
-            k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v)
-            for k, v in info["color_stats"].items()
-        }
-    )
+    stats = sources.ColorStats.from_json(info["color_stats"])
     params = checkpoints.load_params(workdir, step)
     names = list(info["class_names"]) or [str(i) for i in range(config.num_classes)]
     return TrainedRun(config, steps.create_model(config), params, stats, names)

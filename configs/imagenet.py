@@ -8,7 +8,9 @@ Data: tfds `imagenet2012`, prepared once from your own ILSVRC2012_img_train.tar
 and ILSVRC2012_img_val.tar in --config.manual_dir (default
 ~/tensorflow_datasets/downloads/manual). The paper's augmentation: shorter
 side 256, centre 256 crop, random 224 crop, flip, PCA lighting (ImageNet
-eigenvectors), ImageNet mean/std.
+eigenvectors), ImageNet mean/std. With --config.resized_copy=True training
+reads a copy made once at 256x256 (`python main.py --config=configs/imagenet.py
+--config.resized_copy=True --mode=prepare`; README "Data"), so no step resizes.
 Evaluation: every epoch on the centre crop (`val_top1_error`, the number the
 plateau schedule reads and the best checkpoint is chosen by); after the last
 step also the paper's 10-crop test (`val_ten_crop_top1_error`), each with its

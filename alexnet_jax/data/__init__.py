@@ -22,6 +22,9 @@ Datasets (`InputConfig.dataset`):
   'cifar10'       the official cifar-10-binary.tar.gz in manual_dir, read into memory,
                   or tfds `cifar10` if already prepared in data_dir; never downloaded;
   'image_folder'  `root/<split>/<class>/<image>` trees of JPEG/PNG/GIF/BMP files.
+With `resized_copy=True`, 'imagenet2012' and 'image_folder' are read from their resized copy
+(`alexnet_jax.datasets.resized_copy`: every image once through `base_image`, a JPEG of
+`resize_size`), which `prepare_data` (`main.py --mode=prepare`) writes.
 
 Training augmentation (`train_augment`), on images in [0, 1]:
   'paper'      shorter side to `resize_size`, central square crop (done once

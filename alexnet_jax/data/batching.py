@@ -164,7 +164,7 @@ def _streamed_train_examples(source: TfdsSource, config, start_step: int, rows: 
     records = tf.data.Dataset.range(start_epoch, 2**31).flat_map(epoch_examples).skip(skip)
 
     def decode(position, record):
-        example = features.deserialize_example(record)
+        example = features.deserialize_example(record, decoders=source.decoders)
         return {
             "image": example["image"],
             "label": example["label"],
@@ -200,7 +200,9 @@ def eval_dataset(
         # and every group pads to the largest.
         num_batches = max(1, math.ceil(math.ceil(len(source) / rows.num_groups) / batch))
         shard = tfds.even_splits(source.split, rows.num_groups)[rows.group]
-        examples = source.builder.as_dataset(split=shard, shuffle_files=False)
+        examples = source.builder.as_dataset(
+            split=shard, shuffle_files=False, decoders=source.decoders
+        )
         examples = examples.map(
             lambda ex: {"image": ex["image"], "label": ex["label"], "mask": tf.constant(True)}
         )

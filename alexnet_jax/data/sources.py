@@ -4,23 +4,34 @@
 decoded uint8 images (`ArraySource` held in memory, `FileSource` image files decoded on the fly,
 `TfdsSource` TFRecord files streamed, or `SyntheticSource`: drawn on the devices by
 `alexnet_jax.synthetic`), the classes, and the `ColorStats` that images are normalized with. The tfds builders the package ships are in `alexnet_jax.datasets`.
+
+With `resized_copy=True`, ImageNet and image folders are read from their resized copy
+(`alexnet_jax.datasets.resized_copy`): every image once through `base_image`, stored as a JPEG of
+`resize_size` x `resize_size`; `prepare_data` (`main.py --mode=prepare`) writes it, `load_data`
+only opens it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
-from typing import Any
+import re
+import shutil
+import time
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
-import alexnet_jax.datasets  # noqa: F401  (registers sklearn_digits)
+import alexnet_jax.datasets  # noqa: F401  (registers sklearn_digits and resized_copy)
 from alexnet_jax import runtime
 from alexnet_jax.config_values import config_items
-from alexnet_jax.datasets import cifar10
+from alexnet_jax.datasets import cifar10, resized_copy
 from alexnet_jax.errors import UserError
 
 runtime.hide_accelerators_from_tensorflow()  # tf.data runs on the CPU; JAX keeps the GPU memory
@@ -31,6 +42,7 @@ __all__ = [
     "EVAL_CROPS",
     "COLOR_STATS",
     "ON_CORRUPT",
+    "RESIZED_COPY_DATASETS",
     "IMAGENET_TARS",
     "IMAGE_EXTENSIONS",
     "IMAGENET_MEAN",
@@ -43,6 +55,7 @@ __all__ = [
     "IMAGENET_COLOR_STATS",
     "compute_color_stats",
     "base_image",
+    "base_image_uint8",
     "ArraySource",
     "FileSource",
     "TfdsSource",
@@ -50,6 +63,7 @@ __all__ = [
     "Data",
     "archive_dir",
     "load_data",
+    "prepare_data",
 ]
 
 DATASETS = ("digits", "imagenet2012", "cifar10", "image_folder", "synthetic")
@@ -57,6 +71,7 @@ TRAIN_AUGMENTS = ("paper", "inception", "pad_crop", "none")
 EVAL_CROPS = ("center", "ten_crop")
 COLOR_STATS = ("imagenet", "dataset")
 ON_CORRUPT = ("error", "skip")
+RESIZED_COPY_DATASETS = ("imagenet2012", "image_folder")  # the datasets read from image files
 
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -119,6 +134,10 @@ class InputConfig:
     num_classes: int = 1000
     synthetic_train_examples: int = 1_281_167
     synthetic_eval_examples: int = 50_000
+    # imagenet2012 and image_folder: read the images from their resized copy (every image once
+    # through base_image at resize_size, a JPEG of this quality), made by prepare_data.
+    resized_copy: bool = False
+    resized_copy_quality: int = 95
 
     @classmethod
     def from_config(cls, config) -> "InputConfig":
@@ -149,7 +168,33 @@ class InputConfig:
                     raise DataError(
                         f"dataset='synthetic' needs {name} >= 1, got {getattr(self, name)}."
                     )
+        if self.resized_copy:
+            self._check_resized_copy()
         return self
+
+    def _check_resized_copy(self) -> None:
+        if self.dataset not in RESIZED_COPY_DATASETS:
+            where = (
+                "drawn on the devices"
+                if self.dataset == "synthetic"
+                else "held in memory at resize_size already"
+            )
+            raise DataError(
+                f"resized_copy=True is for the datasets read from image files "
+                f"({', '.join(RESIZED_COPY_DATASETS)}); {self.dataset}'s images are {where}. "
+                "Leave --config.resized_copy=False."
+            )
+        if not 1 <= self.resized_copy_quality <= 100:
+            raise DataError(
+                f"resized_copy_quality={self.resized_copy_quality} is not a JPEG quality; "
+                "use 1..100 (95 by default)."
+            )
+        if self.train_augment == "inception":
+            raise DataError(
+                "train_augment='inception' crops the whole decoded image, and a resized copy holds "
+                "only its central resize_size square: use resized_copy=False with it, or "
+                "train_augment='paper'."
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -164,6 +209,13 @@ class ColorStats:
     std: tuple[float, float, float]
     eigval: tuple[float, float, float]  # descending
     eigvec: tuple[tuple[float, ...], ...]  # (3, 3), column i is component i
+
+    @classmethod
+    def from_json(cls, values) -> "ColorStats":
+        """The statistics from their JSON form (lists where the fields are tuples)."""
+        return cls(
+            **{k: tuple(map(tuple, v)) if k == "eigvec" else tuple(v) for k, v in values.items()}
+        )
 
 
 IMAGENET_COLOR_STATS = ColorStats(IMAGENET_MEAN, IMAGENET_STD, IMAGENET_EIGVAL, IMAGENET_EIGVEC)
@@ -265,6 +317,11 @@ def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
     )
 
 
+def base_image_uint8(image: tf.Tensor, resize_size: int) -> tf.Tensor:
+    """`base_image` rounded to uint8 (resize_size, resize_size, 3): what datasets keep of an image."""
+    return tf.cast(tf.round(tf.clip_by_value(base_image(image, resize_size), 0, 255)), tf.uint8)
+
+
 # ---------------------------------------------------------------------------
 # Sources: where decoded uint8 images come from
 
@@ -317,6 +374,7 @@ class TfdsSource:
     builder: Any
     split: str
     num_examples: int
+    decoders: dict | None = None  # tfds decoders of its features (None: tfds's own)
 
     def __len__(self) -> int:
         return self.num_examples
@@ -359,8 +417,7 @@ def _tfds_arrays(builder, split: str, resize_size: int) -> ArraySource:
     if tuple(first["image"].shape[:2]) != (resize_size, resize_size):
 
         def resized(ex):
-            image = tf.clip_by_value(base_image(ex["image"], resize_size), 0, 255)
-            return {"image": tf.cast(tf.round(image), tf.uint8), "label": ex["label"]}
+            return {"image": base_image_uint8(ex["image"], resize_size), "label": ex["label"]}
 
         dataset = dataset.map(resized, num_parallel_calls=tf.data.AUTOTUNE)
     arrays = tfds.as_numpy(dataset.batch(4096))
@@ -414,7 +471,8 @@ def archive_dir(config: InputConfig) -> str:
     return os.path.join(_data_dir(config) or tfds.core.constants.DATA_DIR, "downloads", "manual")
 
 
-def _load_imagenet(config: InputConfig) -> Data:
+def _imagenet_builder(config: InputConfig):
+    """tfds's `imagenet2012`, prepared from the user's tars on first use."""
     builder = tfds.builder("imagenet2012", data_dir=_data_dir(config))
     if not builder.is_prepared():
         manual_dir = archive_dir(config)
@@ -435,24 +493,35 @@ def _load_imagenet(config: InputConfig) -> Data:
                 manual_dir=manual_dir, try_download_gcs=False
             )
         )
-    train_split, eval_split = config.train_split or "train", config.eval_split or "validation"
-    splits = builder.info.splits
-    for split in (train_split, eval_split):
-        if split not in splits:
-            raise DataError(f"imagenet2012 has no split {split!r}; it has {sorted(splits.keys())}.")
+    return builder
+
+
+def _imagenet_stats(config: InputConfig) -> ColorStats:
     if config.color_stats == "dataset":
         raise DataError(
             "color_stats='dataset' is not computed for imagenet2012; use 'imagenet' (its "
             "constants)."
         )
+    return IMAGENET_COLOR_STATS
+
+
+def _streamed_data(
+    builder, splits, dataset: str, stats: ColorStats, decoders=None, skipped_files=()
+) -> Data:
+    """`Data` of a prepared tfds dataset whose (train, eval) `splits` are streamed from its files."""
+    known = builder.info.splits
+    for split in splits:
+        if split not in known:
+            raise DataError(f"{dataset} has no split {split!r}; it has {sorted(known.keys())}.")
+    train, evaluation = (TfdsSource(builder, s, known[s].num_examples, decoders) for s in splits)
     names = tuple(builder.info.features["label"].names)
-    return Data(
-        TfdsSource(builder, train_split, splits[train_split].num_examples),
-        TfdsSource(builder, eval_split, splits[eval_split].num_examples),
-        len(names),
-        IMAGENET_COLOR_STATS,
-        names,
-    )
+    return Data(train, evaluation, len(names), stats, names, tuple(skipped_files))
+
+
+def _load_imagenet(config: InputConfig) -> Data:
+    stats = _imagenet_stats(config)
+    splits = (config.train_split or "train", config.eval_split or "validation")
+    return _streamed_data(_imagenet_builder(config), splits, "imagenet2012", stats)
 
 
 def _visible(names) -> list[str]:
@@ -520,27 +589,37 @@ def _find_unreadable(paths: np.ndarray) -> list[str]:
     return [str(paths[i]) for i in range(len(paths)) if i not in good]
 
 
+def _unreadable_error(bad) -> DataError:
+    listed = "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
+    return DataError(
+        f"{len(bad)} file(s) in the image folder cannot be read as images:\n  {listed}\n"
+        "Remove or replace them, or set --config.on_corrupt_image=skip to leave them out "
+        "(they are counted)."
+    )
+
+
 def _checked_files(config: InputConfig, paths: np.ndarray, labels: np.ndarray):
     bad = _find_unreadable(paths)
     if bad and config.on_corrupt_image == "error":
-        listed = "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
-        raise DataError(
-            f"{len(bad)} file(s) in the image folder cannot be read as images:\n  {listed}\n"
-            "Remove or replace them, or set --config.on_corrupt_image=skip to leave them out "
-            "(they are counted)."
-        )
+        raise _unreadable_error(bad)
     keep = ~np.isin(paths, bad)
     return paths[keep], labels[keep], tuple(bad)
 
 
-def _load_image_folder(config: InputConfig) -> Data:
+def _list_folder(config: InputConfig):
+    """(root, class names, {"train": (paths, labels), "eval": (paths, labels)}) of an image folder."""
     root = os.path.expanduser(config.folder_root)
     train_split = config.train_split or "train"
     train_paths, train_labels, classes = _list_image_folder(root, train_split)
     eval_split = config.eval_split or "val"
     eval_paths, eval_labels, _ = _list_image_folder(root, eval_split, classes, train_split)
-    train_paths, train_labels, bad_train = _checked_files(config, train_paths, train_labels)
-    eval_paths, eval_labels, bad_eval = _checked_files(config, eval_paths, eval_labels)
+    return root, classes, {"train": (train_paths, train_labels), "eval": (eval_paths, eval_labels)}
+
+
+def _load_image_folder(config: InputConfig) -> Data:
+    _, classes, files = _list_folder(config)
+    train_paths, train_labels, bad_train = _checked_files(config, *files["train"])
+    eval_paths, eval_labels, bad_eval = _checked_files(config, *files["eval"])
     train, evaluation = FileSource(train_paths, train_labels), FileSource(eval_paths, eval_labels)
     stats = _stats(config, train)
     return Data(train, evaluation, len(classes), stats, classes, bad_train + bad_eval)
@@ -553,7 +632,7 @@ def _sample_base_images(source: FileSource, resize_size: int, limit: int = 2000,
     """
     indices = np.linspace(0, len(source) - 1, min(limit, len(source))).astype(np.int64)
     dataset = tf.data.Dataset.from_tensor_slices(indices).map(
-        lambda i: tf.cast(tf.round(base_image(source.lookup(i)[0], resize_size)), tf.uint8),
+        lambda i: base_image_uint8(source.lookup(i)[0], resize_size),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     yield from dataset.batch(batch).as_numpy_iterator()
@@ -582,6 +661,235 @@ def _load_synthetic(config: InputConfig) -> Data:
     )
 
 
+# ---------------------------------------------------------------------------
+# The resized copy (resized_copy=True): every image once through base_image, stored as a JPEG
+
+PREPARE_COMMAND = (
+    "python main.py --config=<this config> --mode=prepare (with this run's --config.* flags)"
+)
+
+
+class _CopyKey(NamedTuple):
+    """Where the resized copy of a config's dataset is, and what it is a copy of."""
+
+    data_dir: str
+    source: str  # what all copies of the dataset are named after: imagenet2012, folder_<...>
+    described: str  # the dataset in words
+    name: str  # this copy's: <source>_<size>_q<quality>
+
+    @property
+    def directory(self) -> str:
+        return resized_copy.copy_dir(self.data_dir, self.name)
+
+
+def _copy_key(config: InputConfig) -> _CopyKey:
+    """An image folder's copies are named after a hash of its real path and split folders, so
+    that two folders never share a copy; whether the files are still those copied is the
+    fingerprint's job (`_stale`)."""
+    if config.dataset == "imagenet2012":
+        source = described = "imagenet2012"
+    else:
+        root = os.path.realpath(os.path.expanduser(config.folder_root))
+        splits = (config.train_split or "train", config.eval_split or "val")
+        digest = hashlib.sha256(json.dumps([root, *splits]).encode()).hexdigest()[:12]
+        label = re.sub(r"[^a-z0-9]+", "_", os.path.basename(root).lower()).strip("_")[:40]
+        source = f"folder_{label or 'root'}_{digest}"
+        described = f"the image folder {root} ({', '.join(splits)})"
+    data_dir = _data_dir(config) or tfds.core.constants.DATA_DIR
+    name = resized_copy.copy_name(source, config.resize_size, config.resized_copy_quality)
+    return _CopyKey(data_dir, source, described, name)
+
+
+def _folder_fingerprint(root: str, classes, files) -> tuple[str, int]:
+    """(a hash of the class names and every file's path, label, size and modification time, the
+    files' total bytes); `files` as `_list_folder` gives them."""
+    digest = hashlib.sha256(json.dumps(list(classes)).encode())
+    total = 0
+    for split, (paths, labels) in files.items():
+        digest.update(f"{split}\n".encode())
+        for path, label in zip(paths, labels):
+            stat = os.stat(path)
+            total += stat.st_size
+            line = f"{os.path.relpath(path, root)}\t{label}\t{stat.st_size}\t{stat.st_mtime_ns}\n"
+            digest.update(line.encode())
+    return digest.hexdigest(), total
+
+
+def _copy_metadata(config: InputConfig, **fields) -> dict:
+    return {
+        "dataset": config.dataset,
+        "size": config.resize_size,
+        "quality": config.resized_copy_quality,
+        "prepared": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **fields,
+    }
+
+
+def _imagenet_copy_plan(config: InputConfig, name: str) -> resized_copy.CopyPlan:
+    builder = _imagenet_builder(config)
+    size = config.resize_size
+
+    def examples(split):
+        def resized(ex):
+            image = base_image_uint8(ex["image"], size)
+            return {"image": image, "label": ex["label"], "file_name": ex["file_name"]}
+
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        return dataset.map(resized, num_parallel_calls=tf.data.AUTOTUNE)
+
+    source = f"imagenet2012 {builder.version}"
+    return resized_copy.CopyPlan(
+        name=name,
+        size=size,
+        quality=config.resized_copy_quality,
+        class_names=tuple(builder.info.features["label"].names),
+        split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
+        examples=examples,
+        metadata=_copy_metadata(
+            config, source=source, source_bytes=resized_copy.disk_bytes(builder)
+        ),
+        description=f"{source}, shorter side to {size}, central square",
+    )
+
+
+def _folder_copy_plan(config: InputConfig, name: str) -> resized_copy.CopyPlan:
+    """The copy of an image folder: its files checked as `load_data` checks them, and the colour
+    statistics of the same 2,000 training images `color_stats='dataset'` reads without a copy."""
+    root, classes, files = _list_folder(config)
+    fingerprint, source_bytes = _folder_fingerprint(root, classes, files)
+    checked, skipped = {}, []
+    for split, (paths, labels) in files.items():
+        paths, labels, bad = _checked_files(config, paths, labels)
+        checked[split] = FileSource(paths, labels)
+        skipped += [os.path.relpath(path, root) for path in bad]
+    size = config.resize_size
+    stats = compute_color_stats(_sample_base_images(checked["train"], size))
+
+    def examples(split):
+        source = checked[split]
+        names = tf.constant([os.path.relpath(path, root) for path in source.paths])
+
+        def example(index):
+            image, label = source.lookup(index)
+            image = base_image_uint8(image, size)
+            return {"image": image, "label": label, "file_name": tf.gather(names, index)}
+
+        return tf.data.Dataset.range(len(source)).map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    metadata = _copy_metadata(
+        config,
+        source=root,
+        splits=[config.train_split or "train", config.eval_split or "val"],
+        files={split: len(paths) for split, (paths, _) in files.items()},
+        fingerprint=fingerprint,
+        source_bytes=source_bytes,
+        skipped_files=skipped,
+        color_stats=dataclasses.asdict(stats),
+    )
+    return resized_copy.CopyPlan(
+        name=name,
+        size=size,
+        quality=config.resized_copy_quality,
+        class_names=tuple(classes),
+        split_sizes={split: len(source) for split, source in checked.items()},
+        examples=examples,
+        metadata=metadata,
+        description=f"{root}, shorter side to {size}, central square",
+    )
+
+
+def _stale(config: InputConfig, builder) -> str | None:
+    """Why an image folder's copy no longer shows the folder; None if it does (ImageNet: always)."""
+    if config.dataset != "image_folder":
+        return None
+    root, classes, files = _list_folder(config)
+    metadata = builder.info.metadata
+    if _folder_fingerprint(root, classes, files)[0] == metadata["fingerprint"]:
+        return None
+    then, now = metadata["files"], {split: len(paths) for split, (paths, _) in files.items()}
+    return (
+        f"{root} changed since the copy was made ({metadata['prepared']}): "
+        f"{then['train']} training and {then['eval']} evaluation files then, {now['train']} and "
+        f"{now['eval']} now, or files were added, removed, replaced or moved between classes"
+    )
+
+
+def _missing_copy(config: InputConfig, key: _CopyKey) -> DataError:
+    message = (
+        f"resized_copy=True, but there is no resized copy of {key.described} at "
+        f"resize_size={config.resize_size}, JPEG quality {config.resized_copy_quality} "
+        f"({key.directory}). Build it once with {PREPARE_COMMAND}, or set "
+        "--config.resized_copy=False to read the original images."
+    )
+    others = resized_copy.copies_of(key.data_dir, key.source)
+    if others:
+        listed = ", ".join(f"resize_size={s} quality {q}" for s, q in others)
+        message += (
+            f" Copies made at other settings: {listed}; --config.resize_size (and "
+            "--config.resized_copy_quality) choose one."
+        )
+    return DataError(message)
+
+
+def _load_resized_copy(config: InputConfig) -> Data:
+    key = _copy_key(config)
+    builder = resized_copy.open_copy(key.data_dir, key.name)
+    if builder is None:
+        raise _missing_copy(config, key)
+    if reason := _stale(config, builder):
+        raise DataError(
+            f"The resized copy {key.directory} is out of date: {reason}. "
+            f"Rebuild it with {PREPARE_COMMAND}; it replaces the old copy."
+        )
+    decoders = resized_copy.decoders()
+    dataset = f"{config.dataset}'s resized copy"
+    if config.dataset == "imagenet2012":
+        splits = (config.train_split or "train", config.eval_split or "validation")
+        return _streamed_data(builder, splits, dataset, _imagenet_stats(config), decoders=decoders)
+    metadata = builder.info.metadata
+    root = metadata["source"]
+    skipped = tuple(os.path.join(root, path) for path in metadata["skipped_files"])
+    if skipped and config.on_corrupt_image == "error":
+        raise _unreadable_error(skipped)
+    stats = IMAGENET_COLOR_STATS
+    if config.color_stats == "dataset":
+        stats = ColorStats.from_json(metadata["color_stats"])
+    splits = ("train", "eval")
+    return _streamed_data(builder, splits, dataset, stats, decoders=decoders, skipped_files=skipped)
+
+
+def _write_resized_copy(config: InputConfig) -> None:
+    """Writes the resized copy of `config`'s dataset, unless it is there and current."""
+    key = _copy_key(config)
+    builder = resized_copy.open_copy(key.data_dir, key.name)
+    if builder is not None:
+        reason = _stale(config, builder)
+        if reason is None:
+            logging.info("The resized copy of %s is ready: %s", key.described, key.directory)
+            return
+        logging.warning("Rebuilding the resized copy %s: %s.", key.directory, reason)
+        shutil.rmtree(key.directory)
+    start = time.perf_counter()
+    plan = (_imagenet_copy_plan if config.dataset == "imagenet2012" else _folder_copy_plan)(
+        config, key.name
+    )
+    logging.info("Writing the resized copy of %s to %s", key.described, key.directory)
+    builder = resized_copy.write(plan, key.data_dir)
+    images = sum(plan.split_sizes.values())
+    seconds = time.perf_counter() - start
+    copy_bytes, source_bytes = resized_copy.disk_bytes(builder), plan.metadata["source_bytes"]
+    logging.info(
+        "Resized copy written in %.0f s (%.0f images/s): %d images, %.1f MiB, %.0f%% of the "
+        "%.1f MiB of the source",
+        seconds,
+        images / seconds,
+        images,
+        copy_bytes / 2**20,
+        100 * copy_bytes / max(source_bytes, 1),
+        source_bytes / 2**20,
+    )
+
+
 _LOADERS = {
     "digits": _load_digits,
     "imagenet2012": _load_imagenet,
@@ -592,15 +900,29 @@ _LOADERS = {
 
 
 def load_data(config: InputConfig) -> Data:
-    """Prepares (once) and opens the dataset of `config`.
+    """Prepares (once) and opens the dataset of `config`; with `resized_copy=True` opens its
+    resized copy, which `prepare_data` writes.
 
     Raises DataError, with a fix, on bad input.
     """
     config = config.validated()
-    data = _LOADERS[config.dataset](config)
+    loader = _load_resized_copy if config.resized_copy else _LOADERS[config.dataset]
+    data = loader(config)
     if config.classes or config.train_examples_per_class > 0:
         data = _subset(data, config)
     return data
+
+
+def prepare_data(config: InputConfig) -> Data:
+    """`main.py --mode=prepare`: prepares the dataset of `config` and, with `resized_copy=True`,
+    writes its resized copy (rebuilds an image folder's if the folder changed); then opens it.
+
+    Progress lines (images done, images/s) go to the log while a copy is written.
+    """
+    config = config.validated()
+    if config.resized_copy:
+        _write_resized_copy(config)
+    return load_data(config)
 
 
 def _parse_classes(value, num_classes: int) -> list[int]:
@@ -630,11 +952,11 @@ def _take(source, keep: np.ndarray, labels: np.ndarray):
 def _subset(data: Data, config: InputConfig) -> Data:
     """Only the classes in `config.classes` (renumbered), at most N training examples of each."""
     if isinstance(data.train, (TfdsSource, SyntheticSource)):
-        where = (
-            "drawn on the devices"
-            if config.dataset == "synthetic"
-            else "streamed from its TFRecord files"
-        )
+        where = "streamed from its TFRecord files"
+        if config.dataset == "synthetic":
+            where = "drawn on the devices"
+        elif config.resized_copy:
+            where = "streamed from its resized copy (resized_copy=True)"
         raise DataError(
             "classes / train_examples_per_class need a dataset held in memory or an image folder; "
             f"{config.dataset} is {where}."
