@@ -49,6 +49,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint import checkpoint_managers as ocp_policies
+from orbax.checkpoint._src.metadata import array_metadata_store as array_metadata_store_lib
 
 from alexnet_jax import distributed
 from alexnet_jax.errors import ConfigError, MissingFileError, UserError
@@ -104,6 +105,44 @@ def quiet_orbax_logging(quiet: bool = True) -> None:
 
 
 # --------------------------------------------------------------------------
+# How arrays are written
+
+
+def _write_replicated_arrays_from_one_device_on_cpu() -> None:
+    """On the CPU backend, each array's replicas are written by one device, not split among them.
+
+    Orbax's default "replica-parallel" save cuts a replicated array into one
+    slice per replica, each written by its own device, which pays where
+    devices have their own memory and links to the host. CPU devices share
+    the host's memory: the split buys nothing and costs a compiled slicing
+    program per array shape and replica at the first save of each process (the
+    paper model's parameters and momentum, replicated on 8 CPU devices: first
+    save 6.4-9.0 s with it, 2.8-7.6 s without, on a busy 2-core machine).
+    Orbax already turns it off for GPU platforms. Registered once per process,
+    globally: `StandardSave` takes no handler registry.
+    """
+    global _replicated_arrays_handled
+    if _replicated_arrays_handled or jax.default_backend() != "cpu":
+        return
+    handler = ocp.type_handlers.ArrayHandler(
+        use_replica_parallel=False,
+        # as in Orbax's default registration: per-host array metadata is kept
+        array_metadata_store=array_metadata_store_lib.Store(),
+    )
+    absl_logger = logging.get_absl_logger()
+    level = absl_logger.level
+    absl_logger.setLevel(std_logging.ERROR)  # not its warning that a default is overridden
+    try:
+        ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
+    finally:
+        absl_logger.setLevel(level)
+    _replicated_arrays_handled = True
+
+
+_replicated_arrays_handled = False
+
+
+# --------------------------------------------------------------------------
 # Writing and resuming
 
 
@@ -144,6 +183,7 @@ class Checkpointer:
             raise ConfigError(f"best_mode must be one of {_BEST_MODES}; got {best_mode!r}.")
         if quiet:
             quiet_orbax_logging()
+        _write_replicated_arrays_from_one_device_on_cpu()
         self.directory = os.path.abspath(os.fspath(directory))
         self.best_metric = best_metric
         self.best_mode = best_mode

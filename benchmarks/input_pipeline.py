@@ -17,7 +17,14 @@ mean/std, giving float32 batches of `--batch` images:
        to the CPU torch build), in a `DataLoader` with `num_workers` worker
        processes -> NCHW float32 tensors.
 
-Each runs twice: on all the CPU cores this process may use (tf.data with its
+Both run on (a) the full-size JPEGs and (b) their 256x256 copy, the paper's
+"down-sampled to a fixed resolution of 256x256" done once: for the package its
+resized copy (`resized_copy=True`, written by `prepare_data`, i.e.
+`--mode=prepare`: JPEG quality 95, read back with the accurate DCT), for
+PyTorch the same central squares resized by PIL and saved as JPEG files of
+quality 95, which its Dataset then only decodes and crops.
+
+Each runs twice per data: on all the CPU cores this process may use (tf.data with its
 defaults, AUTOTUNE; the DataLoader with one worker per core), and on one core
 (tf.data with `threading.private_threadpool_size = 1`,
 `max_intra_op_parallelism = 1` and `autotune.cpu_budget = 1`; the DataLoader
@@ -27,7 +34,8 @@ the DataLoader both counts are rounded up to whole rounds of `num_workers`
 batches, since each worker builds whole batches. It reports images/s,
 images/s per core used, the CPU time the pipeline's processes actually spent
 (process time of this process plus, for the DataLoader, its worker
-processes, from /proc) as images per CPU-second, and the tf.data / PyTorch
+processes, from /proc) as images per CPU-second, the cores one A100 (10,000-16,000 AlexNet
+images/s) would need at that images per CPU-second, and the tf.data / PyTorch
 ratios of both. Wall-clock rates are only meaningful on an otherwise idle
 machine, so each row also shows how many cores other processes kept busy
 meanwhile (/proc/stat); images per CPU-second is much less sensitive to them.
@@ -81,6 +89,9 @@ SIZES = (
     (400, 500),
 )
 VAL_IMAGES_PER_CLASS = 4
+COPY_QUALITY = 95  # the resized copy's default JPEG quality (config.resized_copy_quality)
+# What one A100 trains AlexNet at, in images/s: the CPU cores a pipeline needs to keep up.
+A100_RATES = (10_000, 16_000)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,6 +139,43 @@ def list_train_files(root: Path) -> tuple[list[str], list[int]]:
     return paths, labels
 
 
+def prepared_copy(config, root: Path):
+    """The package's resized copy of the folder (`--mode=prepare`), and the time it took."""
+    copy_config = ip.InputConfig(
+        **{**vars(config), "resized_copy": True, "data_dir": str(root / "tfds")}
+    )
+    start = time.perf_counter()
+    data = ip.prepare_data(copy_config)
+    return copy_config, data, time.perf_counter() - start
+
+
+def square_copy_files(paths, labels, directory: Path) -> tuple[list[str], list[int]]:
+    """The same preprocessing done once for PyTorch: each training JPEG's central square of the
+    shorter side, resized by PIL to 256x256 and saved at the copy's quality (as a PyTorch user
+    would pre-resize ImageNet); the DataLoader then only decodes and crops."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, path in enumerate(paths):
+        target = directory / f"{i:06d}.jpg"
+        if not target.exists():
+            with Image.open(path) as file:
+                square = central_square(file.convert("RGB"))
+            square.save(target, quality=COPY_QUALITY)
+        out.append(str(target))
+    return out, list(labels)
+
+
+def central_square(image: Image.Image) -> Image.Image:
+    """The central square of the shorter side at RESIZE_SIZE (PIL's bilinear, antialiased)."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    if side != RESIZE_SIZE:
+        image = image.resize((RESIZE_SIZE, RESIZE_SIZE), Image.BILINEAR)
+    return image
+
+
 # ---------------------------------------------------------------------------
 # (ii) PyTorch: PIL + numpy in a Dataset
 
@@ -149,14 +197,8 @@ class PaperTrainDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         rng = self.rng
         with Image.open(self.paths[index]) as file:
-            image = file.convert("RGB")
-        width, height = image.size
-        side = min(width, height)  # the central square, as the package crops it before resizing
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-        if side != RESIZE_SIZE:
-            # PIL antialiases when shrinking
-            image = image.resize((RESIZE_SIZE, RESIZE_SIZE), Image.BILINEAR)
+            # the central square, as the package crops it before resizing; no-op on the copy
+            image = central_square(file.convert("RGB"))
         left, top = (
             rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
             rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
@@ -266,19 +308,22 @@ def bench_torch(paths, labels, batch: int, warmup: int, batches: int, num_worker
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| pipeline | cores | images/s | images/s per core | images per CPU-second | CPU use (cores busy) | other processes (cores busy) | tf.data / torch (images/s per core) | tf.data / torch (images per CPU-s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| images | pipeline | cores | images/s | images/s per core | images per CPU-second | CPU use (cores busy) | other processes (cores busy) | cores for 10k / 16k img/s | tf.data / torch (images/s per core) | tf.data / torch (images per CPU-s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    torch_rows = {row["cores"]: row for row in rows if row["pipeline"].startswith("torch")}
+    torch_rows = {
+        (row["data"], row["cores"]): row for row in rows if row["pipeline"].startswith("torch")
+    }
     for row in rows:
         ratios = ["", ""]
         if row["pipeline"].startswith("tf.data"):
-            other = torch_rows[row["cores"]]
+            other = torch_rows[row["data"], row["cores"]]
             ratios = [f"{row[key] / other[key]:.2f}x" for key in ("per_core", "images_per_cpu_s")]
+        accelerator = " / ".join(f"{rate / row['images_per_cpu_s']:.0f}" for rate in A100_RATES)
         lines.append(
-            f"| {row['pipeline']} | {row['cores']} | {row['images_per_s']:.1f} | {row['per_core']:.1f} "
+            f"| {row['data']} | {row['pipeline']} | {row['cores']} | {row['images_per_s']:.1f} | {row['per_core']:.1f} "
             f"| {row['images_per_cpu_s']:.1f} | {row['cpu_s'] / row['wall_s']:.2f} | {row['other_cpu_s'] / row['wall_s']:.2f} "
-            f"| {ratios[0]} | {ratios[1]} |"
+            f"| {accelerator} | {ratios[0]} | {ratios[1]} |"
         )
     return "\n".join(lines)
 
@@ -331,34 +376,42 @@ def main() -> None:
         verification_s = time.perf_counter() - start
         verified = len(data.train) + len(data.eval)
 
-        plan = [
-            (
-                "tf.data (alexnet_jax.input_pipeline)",
-                cores,
-                lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, False),
-            ),
-            (
-                "torch DataLoader + PIL + numpy",
-                cores,
-                lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, cores),
-            ),
-            (
-                "tf.data, private threadpool 1",
-                1,
-                lambda: bench_tf(data, config, args.batch, args.warmup, args.batches, True),
-            ),
-            (
-                "torch DataLoader, num_workers=1",
-                1,
-                lambda: bench_torch(paths, labels, args.batch, args.warmup, args.batches, 1),
-            ),
-        ]
+        copy_config, copy_data, copy_s = prepared_copy(config, root)
+        copy_paths, _ = square_copy_files(paths, labels, root / "square_copy")
+        copy_kib = np.mean([os.path.getsize(p) for p in copy_paths]) / 1024
+
+        plan = []
+        for data_name, tf_data, tf_config, torch_paths in (
+            ("full-size", data, config, paths),
+            (f"{RESIZE_SIZE}x{RESIZE_SIZE} copy", copy_data, copy_config, copy_paths),
+        ):
+            for used in sorted({cores, 1}, reverse=True):
+                plan += [
+                    (
+                        data_name,
+                        "tf.data (alexnet_jax.input_pipeline)"
+                        + ("" if used == cores else ", private threadpool 1"),
+                        used,
+                        lambda d=tf_data, c=tf_config, u=used: bench_tf(
+                            d, c, args.batch, args.warmup, args.batches, u != cores
+                        ),
+                    ),
+                    (
+                        data_name,
+                        f"torch DataLoader + PIL + numpy, num_workers={used}",
+                        used,
+                        lambda p=torch_paths, u=used: bench_torch(
+                            p, labels, args.batch, args.warmup, args.batches, u
+                        ),
+                    ),
+                ]
         rows = []
-        for name, used, bench in plan:
+        for data_name, name, used, bench in plan:
             result = bench()
             rate = result["images"] / result["wall_s"]
             rows.append(
                 dict(
+                    data=data_name,
                     pipeline=name,
                     cores=used,
                     images_per_s=rate,
@@ -385,6 +438,11 @@ def main() -> None:
         f"= {verified / verification_s:.0f} images/s"
     )
     print(
+        f"resized copy ({RESIZE_SIZE}x{RESIZE_SIZE}, JPEG quality {COPY_QUALITY}): the package's "
+        f"--mode=prepare {copy_s:.1f} s (with its decode check and colour statistics); "
+        f"PyTorch's, made once with PIL, mean {copy_kib:.0f} KiB"
+    )
+    print(
         f"batch {args.batch}, {args.batches} timed batches per row after {args.warmup} warm-up batches; "
         f"tf.data batches {rows[0]['image_shape']} {rows[0]['image_dtype']}, torch {rows[1]['image_shape']} {rows[1]['image_dtype']}\n"
     )
@@ -405,6 +463,7 @@ def main() -> None:
             warmup=args.warmup,
             num_images=len(paths),
             verification_s=verification_s,
+            prepare_copy_s=copy_s,
             generation_s=generation_s if generated else None,
             total_s=total_s,
         )

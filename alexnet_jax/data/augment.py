@@ -16,6 +16,7 @@ __all__ = [
     "center_crop",
     "random_crop",
     "random_flip",
+    "inception_crop_box",
     "random_resized_crop",
     "color_jitter",
     "ten_crops",
@@ -62,10 +63,11 @@ def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.cond(flip, lambda: image[:, ::-1, :], lambda: image)
 
 
-def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Inception-style crop: area 8%-100% of the image, aspect ratio 3/4-4/3, resized to size."""
+def inception_crop_box(image_shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(begin, size) of an Inception-style crop of an image of shape (H, W, 3): area 8%-100%,
+    aspect ratio 3/4-4/3; `tf.slice` arguments."""
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image),
+        image_shape,
         bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
         seed=seed,
         min_object_covered=0.0,
@@ -74,6 +76,12 @@ def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tens
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
+    return begin, crop_size
+
+
+def random_resized_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Inception-style crop (`inception_crop_box`) resized to size."""
+    begin, crop_size = inception_crop_box(tf.shape(image), seed)
     crop = tf.slice(image, begin, crop_size)
     return tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
 
