@@ -1,9 +1,10 @@
-"""Pictures of a trained AlexNet: conv1 filters, feature maps, training curves, top-5 predictions.
+"""Pictures of a trained AlexNet: conv1 filters, feature maps, training curves, top-5 predictions,
+nearest neighbours in fc7.
 
   python -m alexnet_jax.visualize --workdir=runs/default --out=docs/images
   python -m alexnet_jax.visualize --workdir=runs/imagenet --image=cat.jpg --channels=12
 
-writes four PNGs into `--out` (default: the workdir):
+writes five PNGs into `--out` (default: the workdir):
 
 | file | what it shows |
 |---|---|
@@ -11,6 +12,7 @@ writes four PNGs into `--out` (default: the workdir):
 | `feature_maps.png` | the input and the first `--channels` maps of every conv stage (activation, LRN, pooling) for one image |
 | `training_curves.png` | `<workdir>/metrics.jsonl`: loss, top-1 and top-5 error (train and validation), learning rate, plateau drops |
 | `predictions.png` | the first `--num_images` validation images with their five most probable classes |
+| `neighbours.png` | the first `--neighbour_queries` validation images, each beside the six training images (of the first `--neighbour_pool`) nearest in fc7 (the paper's Figure 4) |
 
 The run is loaded as `alexnet_jax.predict` loads it (`config.json`,
 `data.json`, the latest or `--step` checkpoint) and images go through the
@@ -35,6 +37,7 @@ after a run unless `--config.training_curves=False` (the training loop draws not
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from typing import Mapping, Sequence
@@ -48,7 +51,7 @@ from matplotlib.figure import Figure
 
 from alexnet_jax import metrics, predict, rundir
 from alexnet_jax.data import batching, sources
-from alexnet_jax.errors import UserError
+from alexnet_jax.errors import ConfigError, UserError
 from alexnet_jax.models import AlexNet
 from alexnet_jax.rundir import read_metrics  # noqa: F401  (visualize.read_metrics: its name here before)
 
@@ -63,6 +66,9 @@ __all__ = [
     "plateau_drops",
     "plot_training_curves",
     "plot_predictions",
+    "nearest_neighbours",
+    "plot_neighbours",
+    "write_neighbours",
     "sample_photo",
     "save_figure",
     "displayable",
@@ -75,7 +81,13 @@ __all__ = [
 
 METRICS_FILE = rundir.METRICS_FILE
 CURVES_FILE = "training_curves.png"
-PICTURES = ("conv1_filters.png", "feature_maps.png", CURVES_FILE, "predictions.png")
+PICTURES = (
+    "conv1_filters.png",
+    "feature_maps.png",
+    CURVES_FILE,
+    "predictions.png",
+    "neighbours.png",
+)
 
 # Layout, in inches; multiples of a quarter inch keep the pixel sizes exact (see the module docstring).
 FILTER_CELL = 0.5
@@ -85,6 +97,8 @@ MAP_LABELS = 1.25
 PREDICTION_ROW = 1.5
 PREDICTION_WIDTH = 5.75
 CURVES_SIZE = (10.0, 7.0)
+NEIGHBOUR_CELL = 1.0
+NEIGHBOUR_GAP = 0.25  # between a test image and its neighbours
 
 
 def save_figure(figure: Figure, path: str) -> str:
@@ -193,25 +207,38 @@ def plot_conv1_filters(kernel: np.ndarray, path: str, columns: int = 16, dpi: in
 # Feature maps
 
 
-def capture_activations(model: AlexNet, params, images: np.ndarray) -> dict[str, np.ndarray]:
+def capture_activations(
+    model: AlexNet, params, images: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
     """Every stage's output for `images` (N, S, S, 3), through the model's own `sow` calls.
 
     Returns {'conv1_act': (N, H, W, C), 'conv1_lrn': ..., 'conv1_pool': ...,
     ..., 'conv5_pool': ..., 'fc6_act': (N, 4096), 'fc7_act': (N, 4096)} in
     the order the network computes them (inference mode, no dropout); towers
     merged, tower 0's channels first; float32 whatever the compute dtype.
+    `names`: only these stages (the compiled program then keeps no others).
     """
+    wanted = None if names is None else tuple(names)
+    return {
+        name: np.asarray(values, np.float32)  # also for bfloat16 models
+        for name, values in _captured(model, wanted)(params, jnp.asarray(images)).items()
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _captured(model: AlexNet, names: tuple[str, ...] | None):
+    """The jitted forward pass returning the sown stages `names` (None: all)."""
 
     def forward(params, images):
-        return model.apply({"params": params}, images, train=False, mutable=["intermediates"])[1][
-            "intermediates"
-        ]
+        captured = model.apply({"params": params}, images, train=False, mutable=["intermediates"])[
+            1
+        ]["intermediates"]
+        return {
+            name: values[0] for name, values in captured.items() if names is None or name in names
+        }
 
     # one compilation instead of one per operation
-    captured = jax.jit(forward)(params, jnp.asarray(images))
-    return {
-        name: np.asarray(values[0], np.float32) for name, values in captured.items()
-    }  # also for bfloat16 models
+    return jax.jit(forward)
 
 
 def plot_feature_maps(
@@ -434,6 +461,91 @@ def plot_predictions(
 
 
 # ---------------------------------------------------------------------------
+# Nearest neighbours in fc7 (the paper's Figure 4)
+
+
+def nearest_neighbours(
+    queries: np.ndarray, pool: np.ndarray, k: int = 6, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` rows of `pool` (P, D) closest to each row of `queries` (Q, D) in Euclidean distance.
+
+    Returns (indices (Q, k) int64, distances (Q, k) float64), nearest first; equal
+    distances keep the lower pool index first. Computed in float64 from
+    |q|^2 - 2 q.p + |p|^2, `block` pool rows at a time, so memory stays
+    Q x block whatever the pool's size.
+    """
+    queries, pool = np.asarray(queries, np.float64), np.asarray(pool, np.float64)
+    if queries.ndim != 2 or pool.ndim != 2 or queries.shape[1] != pool.shape[1]:
+        raise ValueError(
+            f"queries and pool must be (Q, D) and (P, D) with the same D; got {queries.shape} "
+            f"and {pool.shape}."
+        )
+    if not 1 <= k <= len(pool):
+        raise ValueError(f"k must be between 1 and the pool's {len(pool)} rows; got {k}.")
+    query_norms = np.sum(queries**2, axis=1, keepdims=True)
+    best_index = np.zeros((len(queries), 0), np.int64)
+    best_squared = np.zeros((len(queries), 0))
+    for start in range(0, len(pool), block):
+        rows = pool[start : start + block]
+        squared = query_norms - 2 * queries @ rows.T + np.sum(rows**2, axis=1)
+        index = np.broadcast_to(np.arange(start, start + len(rows)), squared.shape)
+        squared = np.concatenate([best_squared, np.maximum(squared, 0.0)], axis=1)
+        index = np.concatenate([best_index, index], axis=1)
+        order = np.lexsort((index, squared), axis=1)[:, :k]  # by distance, then index
+        best_squared = np.take_along_axis(squared, order, axis=1)
+        best_index = np.take_along_axis(index, order, axis=1)
+    return best_index, np.sqrt(best_squared)
+
+
+def plot_neighbours(
+    queries: np.ndarray,
+    neighbours: np.ndarray,
+    path: str,
+    query_labels: Sequence[str] | None = None,
+    neighbour_labels: Sequence[Sequence[str]] | None = None,
+    dpi: int = 100,
+) -> str:
+    """Each test image (first column) beside its nearest training images, as in the paper's Figure 4.
+
+    queries: (Q, S, S, 3) and neighbours: (Q, K, S, S, 3), RGB in [0, 1]; the
+    optional labels are drawn above each image. Size: `K + 1.75` inches wide,
+    `0.25 + Q * 1.25` high, times `dpi`.
+    """
+    count, k = neighbours.shape[:2]
+    if count == 0 or len(queries) != count:
+        raise ValueError(
+            f"Need one row of neighbours per test image; got {len(queries)} images and "
+            f"{count} rows."
+        )
+    row_height = NEIGHBOUR_CELL + TITLE_STRIP
+    width = (k + 1) * NEIGHBOUR_CELL + NEIGHBOUR_GAP + 2 * TITLE_STRIP
+    height = TITLE_STRIP + count * row_height
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    figure.text(
+        0.5,
+        1 - TITLE_STRIP / 2 / height,
+        f"test images and the {k} training images nearest in fc7",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
+    for row in range(count):
+        bottom = height - TITLE_STRIP - (row + 1) * row_height
+        images = [queries[row], *neighbours[row]]
+        names = [
+            query_labels[row] if query_labels is not None else "",
+            *(neighbour_labels[row] if neighbour_labels is not None else [""] * k),
+        ]
+        for column, (image, name) in enumerate(zip(images, names)):
+            left = TITLE_STRIP + column * NEIGHBOUR_CELL + (NEIGHBOUR_GAP if column else 0.0)
+            axes = _inches(figure, left, bottom, NEIGHBOUR_CELL, NEIGHBOUR_CELL)
+            axes.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
+            if name:
+                axes.set_title(str(name)[:14], fontsize=7, pad=2)
+    return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------
 # The pictures of a training run
 
 
@@ -522,6 +634,69 @@ def write_predictions(
     )
 
 
+def _centre_crops(data: sources.Data, split: str, config, count: int, batch: int = 64):
+    """The first `count` images of a split (`'train'` or `'eval'`) preprocessed as for
+    evaluation (centre crop, no augmentation): (images (n, S, S, 3), labels (n,)), n <= count."""
+    data = dataclasses.replace(data, eval=getattr(data, split))
+    dataset, _ = batching.eval_dataset(data, config, min(batch, count))
+    images, labels = [], []
+    for examples in dataset.as_numpy_iterator():
+        keep = examples["mask"].astype(bool)
+        images.append(examples["image"][keep])
+        labels.append(examples["label"][keep])
+        if sum(map(len, labels)) >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
+
+
+def write_neighbours(
+    run: predict.TrainedRun,
+    out: str,
+    num_queries: int = 5,
+    k: int = 6,
+    pool_size: int = 2000,
+    dpi: int = 100,
+) -> str:
+    """`<out>/neighbours.png`: the first `num_queries` validation images and, for each, the `k`
+    training images whose fc7 feature vectors (the last hidden layer, after its ReLU) are
+    nearest in Euclidean distance, among the first `pool_size` training images (the paper's
+    Figure 4 searched all of ImageNet's training set). All centre crops, as in evaluation."""
+    if num_queries < 1 or pool_size < k:
+        raise ConfigError(
+            f"Need at least one test image and a pool of at least k={k} training images; got "
+            f"{num_queries} and {pool_size}."
+        )
+    input_config = dataclasses.replace(
+        sources.InputConfig.from_config(run.config), eval_crop="center"
+    )
+    data = sources.load_data(input_config)
+    queries, query_labels = _centre_crops(data, "eval", input_config, num_queries)
+    pool, pool_labels = _centre_crops(data, "train", input_config, pool_size)
+    if len(pool) < k:
+        raise ConfigError(f"The training split has {len(pool)} images, fewer than k={k}.")
+
+    def features(images):
+        return np.concatenate(
+            [
+                capture_activations(run.model, run.params, images[i : i + 64], ["fc7_act"])[
+                    "fc7_act"
+                ]
+                for i in range(0, len(images), 64)
+            ]
+        )
+
+    index, _ = nearest_neighbours(features(queries), features(pool), k)
+    names = run.class_names
+    return plot_neighbours(
+        displayable(queries, data.color_stats),
+        displayable(pool[index], data.color_stats),
+        os.path.join(out, PICTURES[4]),
+        query_labels=[names[label] for label in query_labels],
+        neighbour_labels=[[names[label] for label in row] for row in pool_labels[index]],
+        dpi=dpi,
+    )
+
+
 def write_pictures(
     workdir: str,
     out: str | None = None,
@@ -530,8 +705,10 @@ def write_pictures(
     channels: int = 8,
     num_images: int = 6,
     dpi: int = 100,
+    num_neighbour_queries: int = 5,
+    neighbour_pool: int = 2000,
 ) -> dict[str, str]:
-    """Writes the four pictures of a training run into `out` (default: the workdir); returns name -> path.
+    """Writes the five pictures of a training run into `out` (default: the workdir); returns name -> path.
 
     Raises a UserError (MissingFileError, WorkdirError, ...) saying what is missing (metrics,
     config.json/data.json, checkpoints, the image file).
@@ -544,6 +721,7 @@ def write_pictures(
         "feature_maps": write_feature_maps(run, out, image_path, channels, dpi),
         "training_curves": write_training_curves(workdir, out, dpi),
         "predictions": write_predictions(run, out, num_images, dpi),
+        "neighbours": write_neighbours(run, out, num_neighbour_queries, 6, neighbour_pool, dpi),
     }
     for name, path in paths.items():
         logging.info("%s: %s (%.0f KB)", name, path, os.path.getsize(path) / 1024)
@@ -564,6 +742,14 @@ def define_flags() -> None:
     flags.DEFINE_integer("channels", 8, "Feature maps shown per stage.")
     flags.DEFINE_integer("num_images", 6, "Validation images with their top-5 predictions.")
     flags.DEFINE_integer("dpi", 100, "Pixels per inch of the PNGs.")
+    flags.DEFINE_integer(
+        "neighbour_queries", 5, "Validation images shown with their fc7 nearest neighbours."
+    )
+    flags.DEFINE_integer(
+        "neighbour_pool",
+        2000,
+        "Training images searched for the neighbours: the first this many (centre crops).",
+    )
     flags.mark_flag_as_required("workdir")
 
 
@@ -581,6 +767,8 @@ def main(argv):
             FLAGS.channels,
             FLAGS.num_images,
             FLAGS.dpi,
+            FLAGS.neighbour_queries,
+            FLAGS.neighbour_pool,
         )
     except UserError as error:  # one line; anything else is a bug and keeps its traceback
         raise SystemExit(f"error: {error}") from None

@@ -288,7 +288,9 @@ def _reached(runs: Sequence[Mapping]) -> tuple[float | None, int]:
 
 
 def summarize(results: Mapping[str, Mapping], target: float) -> str:
-    """The markdown table: one row per variant, means and standard deviations over its seeds."""
+    """The markdown table: one row per variant, means and standard deviations over its seeds, and
+    the difference of its mean test error to the baseline's with a 95% Welch interval (in
+    percentage points), marked "effect" when the interval excludes 0."""
     header = (
         "variant",
         "overrides",
@@ -297,8 +299,12 @@ def summarize(results: Mapping[str, Mapping], target: float) -> str:
         "final train loss",
         f"steps to {100 * target:.0f}% train error",
         "steps/s",
+        "test error - baseline, 95% interval",
     )
     rows = []
+    baseline = (
+        [r["test_error"] for r in results["baseline"]["runs"]] if "baseline" in results else []
+    )
     for name, result in results.items():
         runs = result["runs"]
         error, error_std = runner.mean_std([r["test_error"] for r in runs])
@@ -317,9 +323,20 @@ def summarize(results: Mapping[str, Mapping], target: float) -> str:
                 f"{loss:.3f} ± {loss_std:.3f}",
                 to_target,
                 f"{statistics.mean(r['steps_per_second'] for r in runs):.1f}",
+                "-" if name == "baseline" else _difference_cell(runs, baseline),
             )
         )
     return runner.markdown_table(header, rows, left=2)
+
+
+def _difference_cell(runs: Sequence[Mapping], baseline: Sequence[float]) -> str:
+    """'+1.2 [+0.3, +2.1] effect' in percentage points; 'needs 2+ seeds' with fewer."""
+    interval = runner.difference_interval([r["test_error"] for r in runs], baseline)
+    if interval is None:
+        return "needs 2+ seeds"
+    difference, low, high = (100 * value for value in interval)
+    verdict = " effect" if low > 0 or high < 0 else ""
+    return f"{difference:+.1f} [{low:+.1f}, {high:+.1f}]{verdict}"
 
 
 GROUP_COLOURS = dict(

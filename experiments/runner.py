@@ -170,6 +170,31 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def difference_interval(
+    values: Sequence[float], baseline: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float] | None:
+    """mean(values) - mean(baseline) and its Welch t interval: (difference, low, high).
+
+    The seeds of a variant and of the baseline are taken as independent samples
+    with possibly different variances (Welch-Satterthwaite degrees of freedom).
+    None when either has fewer than two values (no variance to estimate). A
+    difference is an effect at this confidence when the interval excludes 0.
+    """
+    from scipy import stats  # installed with scikit-learn; imported only where used
+
+    if len(values) < 2 or len(baseline) < 2:
+        return None
+    if not 0 < confidence < 1:
+        raise ConfigError(f"confidence must be between 0 and 1; got {confidence}.")
+    share = [statistics.variance(v) / len(v) for v in (values, baseline)]
+    difference = statistics.mean(values) - statistics.mean(baseline)
+    if sum(share) == 0:
+        return difference, difference, difference
+    degrees = sum(share) ** 2 / sum(s**2 / (len(v) - 1) for s, v in zip(share, (values, baseline)))
+    half = float(stats.t.ppf((1 + confidence) / 2, degrees)) * sum(share) ** 0.5
+    return difference, difference - half, difference + half
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
     """A markdown table; the first `left` columns align left, the others (numbers) right."""
     rule = "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"

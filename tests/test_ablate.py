@@ -15,7 +15,7 @@ from fake_data import FIRST_40_TEST_DIGITS, digits_config
 from alexnet_jax import steps
 from alexnet_jax.errors import ConfigError
 from configs import default
-from experiments import ablate
+from experiments import ablate, runner
 
 
 def _one_step(config):
@@ -248,3 +248,51 @@ def test_the_old_module_name_runs_the_study():
 
     assert alias.main is ablate.main and alias.define_flags is ablate.define_flags
     assert alias.VARIANTS is ablate.VARIANTS and alias.run_study is ablate.run_study
+
+
+@pytest.mark.parametrize(
+    "values, baseline",
+    [([1.0, 2.0, 3.5], [0.0, 1.0, 2.0, 2.5]), ([0.12, 0.15, 0.11, 0.14, 0.16], [0.2, 0.35, 0.27])],
+)
+def test_the_difference_interval_equals_scipys_welch_t_interval(values, baseline):
+    from scipy import stats
+
+    difference, low, high = runner.difference_interval(values, baseline)
+    reference = stats.ttest_ind(values, baseline, equal_var=False).confidence_interval(0.95)
+    assert difference == pytest.approx(np.mean(values) - np.mean(baseline), abs=1e-12)
+    assert (low, high) == pytest.approx((reference.low, reference.high), abs=1e-9)
+
+
+def test_the_difference_interval_by_hand_and_the_tables_verdict():
+    # [1, 2, 3] - [0, 1, 2]: difference 1, each variance 1, standard error sqrt(2/3), Welch
+    # degrees of freedom (2/3)^2 / (2 * (1/3)^2 / 2) = 4, t(0.975, 4) = 2.7764451.
+    difference, low, high = runner.difference_interval([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    half = 2.7764451052 * (2 / 3) ** 0.5
+    assert (difference, low, high) == pytest.approx((1.0, 1.0 - half, 1.0 + half), abs=1e-8)
+    assert runner.difference_interval([1.0], [0.0, 1.0]) is None  # one seed: no interval
+
+    def runs(errors):
+        return {
+            "overrides": {},
+            "params": 1,
+            "runs": [
+                dict(test_error=e, final_train_loss=0.1, steps_to_target=None, steps_per_second=1.0)
+                for e in errors
+            ],
+        }
+
+    table = ablate.summarize(
+        {
+            "baseline": runs([0.10, 0.11, 0.12]),
+            "clearly worse": runs([0.30, 0.31, 0.32]),
+            "the same": runs([0.09, 0.12, 0.11]),
+            "one seed": runs([0.2]),
+        },
+        target=0.5,
+    )
+    lines = table.splitlines()
+    assert lines[2].endswith("| - |")
+    # the case above scaled by 0.01: 20 +- 2.27 percentage points
+    assert lines[3].endswith("| +20.0 [+17.7, +22.3] effect |")
+    assert "effect" not in lines[4] and lines[4].endswith("] |")
+    assert lines[5].endswith("| needs 2+ seeds |")

@@ -363,9 +363,16 @@ def test_prediction_png_size_and_checks(tmp_path):
 
 
 @pytest.mark.slow
-def test_command_writes_the_four_pictures(trained_workdir, tmp_path):
+def test_command_writes_the_five_pictures(trained_workdir, tmp_path):
     out = tmp_path / "pictures"
-    args = [f"--workdir={trained_workdir}", f"--out={out}", "--channels=6", "--num_images=4"]
+    args = [
+        f"--workdir={trained_workdir}",
+        f"--out={out}",
+        "--channels=6",
+        "--num_images=4",
+        "--neighbour_queries=3",
+        "--neighbour_pool=50",
+    ]
     # This process's environment as it is: its 8 fake CPU devices (conftest.py).
     result = run_python("-m", "alexnet_jax.visualize", *args, timeout=300, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -373,6 +380,7 @@ def test_command_writes_the_four_pictures(trained_workdir, tmp_path):
     assert png_size(out / "feature_maps.png") == (125 + 6 * 75, 25 + 11 * 75)
     assert png_size(out / "training_curves.png") == (1000, 700)
     assert png_size(out / "predictions.png") == (575, 25 + 4 * 150)
+    assert png_size(out / "neighbours.png") == (600 + 175, 25 + 3 * 125)
 
 
 @pytest.mark.slow
@@ -443,3 +451,41 @@ def test_colab_notebook_runs_end_to_end(tfds_data_dir, tmp_path, monkeypatch):
     assert checkpoints.Checkpointer(tmp_path / "run" / "checkpoints").all_steps()[-1] == 2
     # written by training at its end
     assert png_size(tmp_path / "run" / visualize.CURVES_FILE) == (1000, 700)
+
+
+@pytest.mark.parametrize("block", [1024, 7])
+def test_nearest_neighbours_equal_a_brute_force_search(block):
+    """Against scipy's pairwise distances and a stable sort, within one block and across blocks of
+    7 rows; with a duplicated pool row (a tie: the lower index first) and a query in the pool."""
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(40, 16)) * rng.uniform(0.5, 2.0, size=16)
+    pool[23] = pool[5]
+    queries = np.concatenate([rng.normal(size=(5, 16)), pool[5:6] + 1e-3, pool[30:31]])
+    index, distance = visualize.nearest_neighbours(queries, pool, k=6, block=block)
+    reference = cdist(queries, pool)
+    expected = np.argsort(reference, axis=1, kind="stable")[:, :6]
+    np.testing.assert_array_equal(index, expected)
+    np.testing.assert_allclose(distance, np.take_along_axis(reference, expected, 1), atol=1e-6)
+    assert index[-1, 0] == 30 and distance[-1, 0] < 1e-6  # a pool row is its own nearest
+    assert list(index[-2, :2]) == [5, 23]  # the tie
+
+
+def test_nearest_neighbours_refuse_shapes_that_do_not_match():
+    with pytest.raises(ValueError, match="same D"):
+        visualize.nearest_neighbours(np.zeros((2, 3)), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="k must be between 1 and the pool's 4 rows"):
+        visualize.nearest_neighbours(np.zeros((2, 3)), np.zeros((4, 3)), k=6)
+
+
+def test_neighbours_picture_size(tmp_path):
+    rng = np.random.default_rng(0)
+    path = visualize.plot_neighbours(
+        rng.uniform(size=(2, 16, 16, 3)),
+        rng.uniform(size=(2, 6, 16, 16, 3)),
+        str(tmp_path / "n.png"),
+        query_labels=["a", "b"],
+        neighbour_labels=[["a"] * 6, ["b"] * 6],
+    )
+    assert png_size(path) == (775, 25 + 2 * 125)
