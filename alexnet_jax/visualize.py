@@ -503,12 +503,14 @@ def plot_neighbours(
     path: str,
     query_labels: Sequence[str] | None = None,
     neighbour_labels: Sequence[Sequence[str]] | None = None,
+    layer: str = "fc7",
     dpi: int = 100,
 ) -> str:
     """Each test image (first column) beside its nearest training images, as in the paper's Figure 4.
 
     queries: (Q, S, S, 3) and neighbours: (Q, K, S, S, 3), RGB in [0, 1]; the
-    optional labels are drawn above each image. Size: `K + 1.75` inches wide,
+    optional labels are drawn above each image; `layer` names the feature layer in
+    the title. Size: `K + 1.75` inches wide,
     `0.25 + Q * 1.25` high, times `dpi`.
     """
     count, k = neighbours.shape[:2]
@@ -524,7 +526,7 @@ def plot_neighbours(
     figure.text(
         0.5,
         1 - TITLE_STRIP / 2 / height,
-        f"test images and the {k} training images nearest in fc7",
+        f"test images and the {k} training images nearest in {layer}",
         ha="center",
         va="center",
         fontsize=9,
@@ -658,8 +660,8 @@ def write_neighbours(
     dpi: int = 100,
 ) -> str:
     """`<out>/neighbours.png`: the first `num_queries` validation images and, for each, the `k`
-    training images whose fc7 feature vectors (the last hidden layer, after its ReLU) are
-    nearest in Euclidean distance, among the first `pool_size` training images (the paper's
+    training images whose fc7 feature vectors (the last hidden layer, after its ReLU; fc6
+    for a model with one hidden layer) are nearest in Euclidean distance, among the first `pool_size` training images (the paper's
     Figure 4 searched all of ImageNet's training set). All centre crops, as in evaluation."""
     if num_queries < 1 or pool_size < k:
         raise ConfigError(
@@ -675,12 +677,20 @@ def write_neighbours(
     if len(pool) < k:
         raise ConfigError(f"The training split has {len(pool)} images, fewer than k={k}.")
 
+    # the last hidden layer: fc7, or fc6 for a variant with one (hidden_features=N)
+    stages = capture_activations(run.model, run.params, queries[:1])
+    hidden = [name for name in stages if name.startswith("fc") and name.endswith("_act")]
+    layer = max(hidden, key=lambda name: int(name[2:-4]), default=None)
+    if layer is None:
+        raise ConfigError(
+            "This model has no hidden fully connected layer (hidden_features=none) whose "
+            "features the neighbours could be found in."
+        )
+
     def features(images):
         return np.concatenate(
             [
-                capture_activations(run.model, run.params, images[i : i + 64], ["fc7_act"])[
-                    "fc7_act"
-                ]
+                capture_activations(run.model, run.params, images[i : i + 64], [layer])[layer]
                 for i in range(0, len(images), 64)
             ]
         )
@@ -693,6 +703,7 @@ def write_neighbours(
         os.path.join(out, PICTURES[4]),
         query_labels=[names[label] for label in query_labels],
         neighbour_labels=[[names[label] for label in row] for row in pool_labels[index]],
+        layer=layer.removesuffix("_act"),
         dpi=dpi,
     )
 
