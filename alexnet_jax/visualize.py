@@ -678,7 +678,7 @@ def write_neighbours(
         raise ConfigError(f"The training split has {len(pool)} images, fewer than k={k}.")
 
     # the last hidden layer: fc7, or fc6 for a variant with one (hidden_features=N)
-    stages = capture_activations(run.model, run.params, queries[:1])
+    stages = jax.eval_shape(_captured(run.model, None), run.params, queries[:1])  # names only
     hidden = [name for name in stages if name.startswith("fc") and name.endswith("_act")]
     layer = max(hidden, key=lambda name: int(name[2:-4]), default=None)
     if layer is None:

@@ -149,7 +149,7 @@ def prepared_copy(config, root: Path):
     return copy_config, data, time.perf_counter() - start
 
 
-def square_copy_files(paths, labels, directory: Path) -> tuple[list[str], list[int]]:
+def square_copy_files(paths, directory: Path) -> list[str]:
     """The same preprocessing done once for PyTorch: each training JPEG's central square of the
     shorter side, resized by PIL to 256x256 and saved at the copy's quality (as a PyTorch user
     would pre-resize ImageNet); the DataLoader then only decodes and crops."""
@@ -162,7 +162,7 @@ def square_copy_files(paths, labels, directory: Path) -> tuple[list[str], list[i
                 square = central_square(file.convert("RGB"))
             square.save(target, quality=COPY_QUALITY)
         out.append(str(target))
-    return out, list(labels)
+    return out
 
 
 def central_square(image: Image.Image) -> Image.Image:
@@ -377,7 +377,7 @@ def main() -> None:
         verified = len(data.train) + len(data.eval)
 
         copy_config, copy_data, copy_s = prepared_copy(config, root)
-        copy_paths, _ = square_copy_files(paths, labels, root / "square_copy")
+        copy_paths = square_copy_files(paths, root / "square_copy")
         copy_kib = np.mean([os.path.getsize(p) for p in copy_paths]) / 1024
 
         plan = []

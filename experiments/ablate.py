@@ -331,6 +331,8 @@ def summarize(results: Mapping[str, Mapping], target: float) -> str:
 
 def _difference_cell(runs: Sequence[Mapping], baseline: Sequence[float]) -> str:
     """'+1.2 [+0.3, +2.1] effect' in percentage points; 'needs 2+ seeds' with fewer."""
+    if not baseline:
+        return "no baseline row"
     interval = runner.difference_interval([r["test_error"] for r in runs], baseline)
     if interval is None:
         return "needs 2+ seeds"

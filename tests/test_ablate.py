@@ -296,3 +296,6 @@ def test_the_difference_interval_by_hand_and_the_tables_verdict():
     assert lines[3].endswith("| +20.0 [+17.7, +22.3] effect |")
     assert "effect" not in lines[4] and lines[4].endswith("] |")
     assert lines[5].endswith("| needs 2+ seeds |")
+    # without a baseline row there is nothing to compare with
+    alone = ablate.summarize({"clearly worse": runs([0.30, 0.31, 0.32])}, target=0.5)
+    assert alone.splitlines()[2].endswith("| no baseline row |")
