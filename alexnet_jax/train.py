@@ -23,7 +23,16 @@ import numpy as np
 import optax
 from absl import logging
 
-from alexnet_jax import checkpoints, distributed, optim, pretrained, rundir, sharding, synthetic
+from alexnet_jax import (
+    checkpoints,
+    distributed,
+    optim,
+    pixels,
+    pretrained,
+    rundir,
+    sharding,
+    synthetic,
+)
 from alexnet_jax.data import batching, sources
 from alexnet_jax.errors import MissingFileError, UserError
 from alexnet_jax.models import NETWORK_KEYS, AlexNet
@@ -107,7 +116,8 @@ def _log_protocols(prefix: str, metrics: dict, eval_crop: str, extra_crops) -> N
 
 def _train_batches(data, input_config, mesh, batch_size: int, start_step: int) -> Iterator[dict]:
     """The global training batches from `start_step` on: this process's rows loaded by the host
-    pipeline and put on the mesh, or (synthetic data) drawn there."""
+    pipeline as uint8 crops, put on the mesh and normalized there (`pixels`), or (synthetic
+    data) drawn there."""
     if isinstance(data.train, sources.SyntheticSource):
         return synthetic.train_batches(
             mesh,
@@ -119,8 +129,19 @@ def _train_batches(data, input_config, mesh, batch_size: int, start_step: int) -
             input_config.half_precision,
         )
     rows = sharding.data_rows(mesh, batch_size)
-    dataset = batching.train_dataset(data, input_config, batch_size, start_step, rows)
-    return (sharding.host_batch_to_global(b, mesh, rows) for b in dataset.as_numpy_iterator())
+    dataset = batching.train_dataset(
+        data, input_config, batch_size, start_step, rows, normalized=False
+    )
+    return _on_devices(dataset, data, input_config, mesh, rows)
+
+
+def _on_devices(dataset, data, input_config, mesh, rows) -> Iterator[dict]:
+    """The host pipeline's uint8 batches as global arrays on the mesh, normalized there."""
+    stats = data.color_stats
+    finish = pixels.normalizer(mesh, stats.mean, stats.std, input_config.half_precision)
+    return (
+        finish(sharding.host_batch_to_global(b, mesh, rows)) for b in dataset.as_numpy_iterator()
+    )
 
 
 def _eval_batches(data, input_config, mesh, batch_size: int) -> Iterator[dict]:
@@ -137,8 +158,8 @@ def _eval_batches(data, input_config, mesh, batch_size: int) -> Iterator[dict]:
             input_config.half_precision,
         )
     rows = sharding.data_rows(mesh, batch_size)
-    dataset, _ = batching.eval_dataset(data, input_config, batch_size, rows=rows)
-    return (sharding.host_batch_to_global(b, mesh, rows) for b in dataset.as_numpy_iterator())
+    dataset, _ = batching.eval_dataset(data, input_config, batch_size, rows=rows, normalized=False)
+    return _on_devices(dataset, data, input_config, mesh, rows)
 
 
 def evaluate(p_eval, members, data, input_config, mesh, batch_size: int) -> dict:

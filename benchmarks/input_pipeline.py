@@ -10,12 +10,17 @@ mean/std, giving float32 batches of `--batch` images:
 
   (i)  tf.data: `alexnet_jax.input_pipeline` as the trainer uses it,
        `InputConfig(dataset='image_folder', train_augment='paper',
-       color_stats='imagenet')`, `load_data`, `train_dataset`, iterated with
-       `.as_numpy_iterator()` -> NHWC numpy arrays;
+       color_stats='imagenet')`, `load_data`, `train_dataset(normalized=False)`,
+       iterated with `.as_numpy_iterator()` -> NHWC uint8 crops and each image's
+       PCA lighting shift: the trainer does the float arithmetic (/255, + shift,
+       - mean, / std) on its devices (`alexnet_jax.pixels`), so it costs the host
+       nothing; and, for comparison, `train_dataset()` doing that arithmetic on the
+       host too -> NHWC float32, as the package did before;
   (ii) PyTorch: a `torch.utils.data.Dataset` doing the same steps with PIL
        and numpy (torchvision is not used: its PyPI wheel does not import next
        to the CPU torch build), in a `DataLoader` with `num_workers` worker
-       processes -> NCHW float32 tensors.
+       processes -> NCHW float32 tensors, the usual recipe (ToTensor, Normalize and
+       lighting in the workers).
 
 Both run on (a) the full-size JPEGs and (b) their 256x256 copy, the paper's
 "down-sampled to a fixed resolution of 256x256" done once: for the package its
@@ -275,8 +280,10 @@ def time_batches(iterator, warmup: int, batches: int, batch: int, worker_pids=la
     )
 
 
-def bench_tf(data, config, batch: int, warmup: int, batches: int, one_core: bool) -> dict:
-    dataset = ip.train_dataset(data, config, batch)
+def bench_tf(
+    data, config, batch: int, warmup: int, batches: int, one_core: bool, normalized: bool
+) -> dict:
+    dataset = ip.train_dataset(data, config, batch, normalized=normalized)
     if one_core:
         options = tf.data.Options()
         options.threading.private_threadpool_size = 1
@@ -386,16 +393,19 @@ def main() -> None:
             (f"{RESIZE_SIZE}x{RESIZE_SIZE} copy", copy_data, copy_config, copy_paths),
         ):
             for used in sorted({cores, 1}, reverse=True):
-                plan += [
-                    (
-                        data_name,
-                        "tf.data (alexnet_jax.input_pipeline)"
-                        + ("" if used == cores else ", private threadpool 1"),
-                        used,
-                        lambda d=tf_data, c=tf_config, u=used: bench_tf(
-                            d, c, args.batch, args.warmup, args.batches, u != cores
-                        ),
-                    ),
+                threads = "" if used == cores else ", private threadpool 1"
+                for normalized, what in ((False, "uint8 crops"), (True, "normalized on the host")):
+                    plan.append(
+                        (
+                            data_name,
+                            f"tf.data (alexnet_jax.input_pipeline), {what}{threads}",
+                            used,
+                            lambda d=tf_data, c=tf_config, u=used, n=normalized: bench_tf(
+                                d, c, args.batch, args.warmup, args.batches, u != cores, n
+                            ),
+                        )
+                    )
+                plan.append(
                     (
                         data_name,
                         f"torch DataLoader + PIL + numpy, num_workers={used}",
@@ -403,8 +413,8 @@ def main() -> None:
                         lambda p=torch_paths, u=used: bench_torch(
                             p, labels, args.batch, args.warmup, args.batches, u
                         ),
-                    ),
-                ]
+                    )
+                )
         rows = []
         for data_name, name, used, bench in plan:
             result = bench()
@@ -444,7 +454,9 @@ def main() -> None:
     )
     print(
         f"batch {args.batch}, {args.batches} timed batches per row after {args.warmup} warm-up batches; "
-        f"tf.data batches {rows[0]['image_shape']} {rows[0]['image_dtype']}, torch {rows[1]['image_shape']} {rows[1]['image_dtype']}\n"
+        "images per batch: "
+        + "; ".join(f"{r['pipeline']} {r['image_shape']} {r['image_dtype']}" for r in rows[:3])
+        + "\n"
     )
     print(markdown_table(rows))
     busiest = max(row["other_cpu_s"] / row["wall_s"] for row in rows)

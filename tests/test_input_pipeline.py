@@ -2,6 +2,8 @@
 
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +11,7 @@ import tensorflow_datasets as tfds
 from fake_data import SYNSETS, jpeg_bytes, photos, write_fake_imagenet
 
 from alexnet_jax import input_pipeline as ip
+from alexnet_jax import pixels, sharding
 from alexnet_jax.sharding import BatchRows
 
 DIGITS = dict(
@@ -256,6 +259,67 @@ def test_inception_augment_range_and_shape():
         pixels = out * np.array(ip.IMAGENET_STD) + np.array(ip.IMAGENET_MEAN)
         assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
     assert not np.allclose(outs[0], outs[1])
+
+
+def _numpy_normalize(image, stats, shift=None):
+    """The model's input from uint8 crops, in float64: (image / 255 + shift - mean) / std."""
+    image = image.astype(np.float64) / 255
+    if shift is not None:
+        image = image + shift.astype(np.float64).reshape(len(shift), 1, 1, 3)
+    return (image - np.array(stats.mean)) / np.array(stats.std)
+
+
+@pytest.mark.parametrize("half_precision", [False, True])
+def test_uint8_batches_finished_on_the_devices_are_the_normalized_batches(digits, half_precision):
+    config, data = digits
+    config = ip.InputConfig(**{**vars(config), "half_precision": half_precision})
+    stats = data.color_stats
+    assert config.pca_lighting_std > 0
+    raw = batches(ip.train_dataset(data, config, 16, normalized=False), 3)
+    host = batches(ip.train_dataset(data, config, 16), 3)
+    mesh = sharding.create_mesh((4, 2))
+    finish = pixels.normalizer(mesh, stats.mean, stats.std, half_precision)
+    tolerance = 0.02 if half_precision else 1e-5  # bfloat16 keeps 8 bits of mantissa
+    for r, h in zip(raw, host):
+        assert r["image"].dtype == np.uint8 and r["image"].shape == (16, 32, 32, 3)
+        assert r["lighting"].dtype == np.float32 and r["lighting"].shape == (16, 3)
+        assert np.abs(r["lighting"]).max() > 0  # PCA lighting drawn per image
+        np.testing.assert_array_equal(r["label"], h["label"])
+        reference = _numpy_normalize(r["image"], stats, r["lighting"])
+        np.testing.assert_allclose(h["image"].astype(np.float64), reference, atol=tolerance)
+        out = finish(sharding.host_batch_to_global(r, mesh))
+        assert set(out) == {"image", "label", "mask"}
+        assert out["image"].sharding.is_equivalent_to(sharding.batch_sharding(mesh), 4)
+        assert out["image"].dtype == (jnp.bfloat16 if half_precision else jnp.float32)
+        np.testing.assert_allclose(
+            np.asarray(out["image"], np.float64), reference, atol=tolerance, rtol=tolerance
+        )
+
+
+def test_uint8_ten_crop_eval_batches_finished_on_the_devices(digits):
+    config, data = digits
+    config = ip.InputConfig(**{**vars(config), "eval_crop": "ten_crop", "image_size": 28})
+    stats = data.color_stats
+    (raw,), (host,) = (
+        batches(ip.eval_dataset(data, config, 24, normalized=n)[0], 1) for n in (False, True)
+    )
+    assert raw["image"].dtype == np.uint8 and raw["image"].shape == (24, 10, 28, 28, 3)
+    assert "lighting" not in raw
+    reference = (raw["image"] / 255 - np.array(stats.mean)) / np.array(stats.std)
+    np.testing.assert_allclose(host["image"], reference, atol=1e-5)
+    mesh = sharding.create_mesh((2, 1), devices=jax.devices()[:2])
+    out = pixels.normalizer(mesh, stats.mean, stats.std)(sharding.host_batch_to_global(raw, mesh))
+    np.testing.assert_allclose(np.asarray(out["image"]), reference, atol=1e-5)
+
+
+def test_base_image_uint8_crops_without_rounding_and_rounds_a_resize():
+    photo = photos()[0]  # 427 x 640
+    square = ip.base_image_uint8(tf.constant(photo[:300, :256]), 256).numpy()
+    np.testing.assert_array_equal(square, photo[22:278, :256])  # central square, untouched
+    resized = ip.base_image_uint8(tf.constant(photo), 256).numpy()
+    float_resize = ip.base_image(tf.constant(photo), 256).numpy()
+    np.testing.assert_array_equal(resized, np.clip(np.round(float_resize), 0, 255))
+    assert resized.dtype == np.uint8
 
 
 # --------------------------------------------------------------------------- ImageNet

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from alexnet_jax.data.sources import ColorStats, InputConfig, base_image
+from alexnet_jax.data.sources import ColorStats, InputConfig, base_image_uint8
 
 __all__ = [
+    "lighting_shift",
     "pca_lighting",
     "center_crop",
     "random_crop",
@@ -20,10 +21,20 @@ __all__ = [
     "random_resized_crop",
     "color_jitter",
     "ten_crops",
+    "train_pixels",
+    "eval_pixels",
     "train_image",
     "eval_image",
     "normalize",
 ]
+
+
+def lighting_shift(alpha: tf.Tensor, stats: ColorStats) -> tf.Tensor:
+    """sum_i alpha_i * eigval_i * eigvec_i: PCA lighting's RGB shift, (..., 3) for alpha (..., 3)
+    ~ N(0, std^2)."""
+    eigval = tf.constant(stats.eigval, tf.float32)
+    eigvec = tf.constant(stats.eigvec, tf.float32)
+    return tf.linalg.matvec(eigvec, alpha * eigval)
 
 
 def pca_lighting(image: tf.Tensor, alpha: tf.Tensor, stats: ColorStats) -> tf.Tensor:
@@ -31,14 +42,11 @@ def pca_lighting(image: tf.Tensor, alpha: tf.Tensor, stats: ColorStats) -> tf.Te
 
     image: (..., H, W, 3) in [0, 1]; alpha: (..., 3) ~ N(0, std^2).
     """
-    eigval = tf.constant(stats.eigval, tf.float32)
-    eigvec = tf.constant(stats.eigvec, tf.float32)
-    shift = tf.linalg.matvec(eigvec, alpha * eigval)  # (..., 3)
-    return image + shift[..., None, None, :]
+    return image + lighting_shift(alpha, stats)[..., None, None, :]
 
 
 # ---------------------------------------------------------------------------
-# Geometry (one image (H, W, 3) float32 in [0, 1])
+# Geometry (one image (H, W, 3) of any dtype)
 
 
 def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -121,47 +129,80 @@ def ten_crops(image: tf.Tensor, size: int) -> tf.Tensor:
 
 # ---------------------------------------------------------------------------
 # One example
+#
+# Every image passes through two stages: its geometry and colour changes (`train_pixels`,
+# `eval_pixels`: uint8 crops, plus the PCA lighting's RGB shift for training) and the float
+# arithmetic that makes the model's input (`normalize`: /255, + shift, - mean, / std). The
+# trainer ships the uint8 crops and does the second stage on its devices
+# (`alexnet_jax.pixels`); `train_image` and `eval_image` do both here, for every other user.
 
 
-def train_image(
+def train_pixels(
     image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats
-) -> tf.Tensor:
-    """One training image, uint8 (H, W, 3) -> normalized float32 (S, S, 3).
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """One training image before its float arithmetic: uint8 (H, W, 3) -> (uint8 crop (S, S, 3),
+    lighting (3,) float32, the RGB shift of PCA lighting in [0, 1] units; zeros without it).
 
+    Only an image that is resized (a resized copy or an in-memory dataset already has the base
+    size) or colour-jittered (`inception`) is rounded to uint8 on the way: by at most half a level.
     All randomness comes from `seed` (a stateless seed, int64 (2,)).
     """
     seeds = tf.random.experimental.stateless_split(seed, 5)
     size, augment = config.image_size, config.train_augment
-    # Geometry first, on the original values: fewer pixels to convert.
     if augment == "inception":
         image = random_resized_crop(tf.cast(image_uint8, tf.float32), size, seeds[0]) / 255.0
-        image = color_jitter(image, seeds[2])
+        image = _to_uint8(color_jitter(image, seeds[2]) * 255.0)
     else:
-        image = base_image(image_uint8, config.resize_size) / 255.0
+        image = base_image_uint8(image_uint8, config.resize_size)
         if augment == "paper":
             image = random_crop(image, size, seeds[0])
         elif augment == "pad_crop":
             image = random_crop(tf.pad(image, [[4, 4], [4, 4], [0, 0]]), size, seeds[0])
         else:
             image = center_crop(image, size)
+    shift = tf.zeros([3], tf.float32)
     if augment != "none":
         if config.horizontal_flip:
             image = random_flip(image, seeds[1])
         if config.pca_lighting_std > 0:
             alpha = tf.random.stateless_normal([3], seeds[3], stddev=config.pca_lighting_std)
-            image = pca_lighting(image, alpha, stats)
-    return normalize(image, stats)
+            shift = lighting_shift(alpha, stats)
+    return image, shift
+
+
+def eval_pixels(image_uint8: tf.Tensor, config: InputConfig) -> tf.Tensor:
+    """One evaluation image before its float arithmetic: uint8 (H, W, 3) -> uint8 (S, S, 3), or
+    (10, S, S, 3) for eval_crop='ten_crop'."""
+    image = base_image_uint8(image_uint8, config.resize_size)
+    if config.eval_crop == "ten_crop":
+        return ten_crops(image, config.image_size)
+    return center_crop(image, config.image_size)
+
+
+def train_image(
+    image_uint8: tf.Tensor, seed: tf.Tensor, config: InputConfig, stats: ColorStats
+) -> tf.Tensor:
+    """One training image, uint8 (H, W, 3) -> normalized float32 (S, S, 3): `train_pixels`, then
+    `normalize` with its lighting shift."""
+    image, shift = train_pixels(image_uint8, seed, config, stats)
+    return normalize(image, stats, shift)
 
 
 def eval_image(image_uint8: tf.Tensor, config: InputConfig, stats: ColorStats) -> tf.Tensor:
     """One evaluation image, uint8 (H, W, 3) -> normalized float32 (S, S, 3), or (10, S, S, 3)
     for eval_crop='ten_crop'."""
-    image = base_image(image_uint8, config.resize_size) / 255.0
-    if config.eval_crop == "ten_crop":
-        return normalize(ten_crops(image, config.image_size), stats)
-    return normalize(center_crop(image, config.image_size), stats)
+    return normalize(eval_pixels(image_uint8, config), stats)
 
 
-def normalize(image: tf.Tensor, stats: ColorStats) -> tf.Tensor:
-    """(image - mean) / std per channel; image (..., 3) in [0, 1]."""
+def _to_uint8(values: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.round(tf.clip_by_value(values, 0.0, 255.0)), tf.uint8)
+
+
+def normalize(image: tf.Tensor, stats: ColorStats, shift: tf.Tensor | None = None) -> tf.Tensor:
+    """(image / 255 + shift - mean) / std per channel, float32; image (..., 3) uint8 and shift
+    (..., 3) (broadcast over the pixels of each image; None: no shift). The same arithmetic as
+    `alexnet_jax.pixels.normalize` on the devices."""
+    image = tf.cast(image, tf.float32) / 255.0
+    if shift is not None:
+        image = image + shift[..., None, None, :]
     return (image - tf.constant(stats.mean, tf.float32)) / tf.constant(stats.std, tf.float32)

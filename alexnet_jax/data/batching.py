@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from alexnet_jax.data.augment import eval_image, train_image
+from alexnet_jax.data.augment import eval_image, eval_pixels, train_image, train_pixels
 from alexnet_jax.data.sources import Data, DataError, InputConfig, SyntheticSource, TfdsSource
 from alexnet_jax.sharding import BatchRows
 
@@ -40,11 +40,14 @@ def _refuse_synthetic(data: Data) -> None:
         )
 
 
-def _finish(dataset: tf.data.Dataset, batch_size: int, config: InputConfig) -> tf.data.Dataset:
-    dtype = tf.bfloat16 if config.half_precision else tf.float32
-    dataset = dataset.map(
-        lambda ex: {**ex, "image": tf.cast(ex["image"], dtype)}, num_parallel_calls=tf.data.AUTOTUNE
-    )
+def _finish(
+    dataset: tf.data.Dataset, batch_size: int, config: InputConfig, normalized: bool
+) -> tf.data.Dataset:
+    if normalized and config.half_precision:
+        dataset = dataset.map(
+            lambda ex: {**ex, "image": tf.cast(ex["image"], tf.bfloat16)},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     dataset = dataset.batch(batch_size, drop_remainder=True)
     options = tf.data.Options()
     options.deterministic = True
@@ -58,6 +61,7 @@ def train_dataset(
     global_batch_size: int,
     start_step: int = 0,
     rows: BatchRows | None = None,
+    normalized: bool = True,
 ) -> tf.data.Dataset:
     """The endless training stream of this process, from global step `start_step` on.
 
@@ -70,6 +74,9 @@ def train_dataset(
     processes. For datasets streamed from TFRecord files each group of
     processes that load the same rows reads its own share of the files.
     Batches: image (rows.size, S, S, 3), label (rows.size,) int32, mask all True.
+    normalized=False: image stays uint8 (`augment.train_pixels`) and `lighting` (rows.size, 3)
+    float32 comes beside it, for `alexnet_jax.pixels.normalize` to finish on the devices: a
+    quarter of the bytes, and no float arithmetic on the host.
     """
     config = config.validated()
     _refuse_synthetic(data)
@@ -107,12 +114,15 @@ def train_dataset(
         examples = order.map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
     def augment(ex):
-        example_seed = tf.stack([tf.constant(seed, tf.int64), ex["position"]])
-        image = train_image(ex["image"], tf.cast(example_seed, tf.int64), config, stats)
-        return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.constant(True)}
+        example_seed = tf.cast(tf.stack([tf.constant(seed, tf.int64), ex["position"]]), tf.int64)
+        out = {"label": tf.cast(ex["label"], tf.int32), "mask": tf.constant(True)}
+        if normalized:
+            return {"image": train_image(ex["image"], example_seed, config, stats), **out}
+        image, lighting = train_pixels(ex["image"], example_seed, config, stats)
+        return {"image": image, "lighting": lighting, **out}
 
     augmented = examples.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(augmented, rows.size, config)
+    return _finish(augmented, rows.size, config, normalized)
 
 
 def _streamed_train_examples(source: TfdsSource, config, start_step: int, rows: BatchRows):
@@ -179,6 +189,7 @@ def eval_dataset(
     config: InputConfig,
     global_batch_size: int,
     rows: BatchRows | None = None,
+    normalized: bool = True,
 ) -> tuple[tf.data.Dataset, int]:
     """One pass over the evaluation split; returns (dataset, number of batches).
 
@@ -188,6 +199,7 @@ def eval_dataset(
     yields the same number of batches, and processes that load the same rows
     load the same examples. Batches: image (rows.size, S, S, 3) or
     (rows.size, 10, S, S, 3) for the ten crops, label (rows.size,) int32, mask (rows.size,) bool.
+    normalized=False: image stays uint8 (`augment.eval_pixels`), as in `train_dataset`.
     """
     config = config.validated()
     _refuse_synthetic(data)
@@ -228,11 +240,12 @@ def eval_dataset(
         )
 
     def process(ex):
-        return {
-            "image": eval_image(ex["image"], config, stats),
-            "label": tf.cast(ex["label"], tf.int32),
-            "mask": ex["mask"],
-        }
+        image = (
+            eval_image(ex["image"], config, stats)
+            if normalized
+            else eval_pixels(ex["image"], config)
+        )
+        return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": ex["mask"]}
 
     processed = examples.map(process, num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(processed, batch, config), num_batches
+    return _finish(processed, batch, config, normalized), num_batches

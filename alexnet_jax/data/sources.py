@@ -291,6 +291,14 @@ def compute_color_stats(images, chunk_pixels: int = 1 << 16) -> ColorStats:
 # The once-only resize (what in-memory datasets hold)
 
 
+def _central_square(image: tf.Tensor) -> tf.Tensor:
+    """The central square of the shorter side of image (H, W, C), in its own dtype."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    corner = [(shape[0] - side) // 2, (shape[1] - side) // 2, 0]
+    return tf.slice(image, corner, [side, side, 3])
+
+
 def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
     """The paper's once-per-image step: the central square of the shorter side, resized.
 
@@ -301,10 +309,8 @@ def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
     6x the time and changes little). Any dtype in, float32 out, in the
     input's value range.
     """
-    shape = tf.shape(image)
-    side = tf.minimum(shape[0], shape[1])
-    corner = [(shape[0] - side) // 2, (shape[1] - side) // 2, 0]
-    square = tf.cast(tf.slice(image, corner, [side, side, 3]), tf.float32)
+    square = tf.cast(_central_square(image), tf.float32)
+    side = tf.shape(square)[0]
     target = [resize_size, resize_size]
     return tf.cond(
         side == resize_size,
@@ -318,8 +324,16 @@ def base_image(image: tf.Tensor, resize_size: int) -> tf.Tensor:
 
 
 def base_image_uint8(image: tf.Tensor, resize_size: int) -> tf.Tensor:
-    """`base_image` rounded to uint8 (resize_size, resize_size, 3): what datasets keep of an image."""
-    return tf.cast(tf.round(tf.clip_by_value(base_image(image, resize_size), 0, 255)), tf.uint8)
+    """`base_image` of a uint8 image rounded to uint8 (resize_size, resize_size, 3): what datasets
+    keep of an image. An image whose shorter side already is resize_size is only cropped."""
+    square = _central_square(image)
+    return tf.cond(
+        tf.shape(square)[0] == resize_size,
+        lambda: square,
+        lambda: tf.cast(
+            tf.round(tf.clip_by_value(base_image(square, resize_size), 0, 255)), tf.uint8
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------
