@@ -22,12 +22,14 @@ mean/std, giving float32 batches of `--batch` images:
        processes -> NCHW float32 tensors, the usual recipe (ToTensor, Normalize and
        lighting in the workers).
 
-Both run on (a) the full-size JPEGs and (b) their 256x256 copy, the paper's
+All run on (a) the full-size JPEGs, (b) their 256x256 copy, the paper's
 "down-sampled to a fixed resolution of 256x256" done once: for the package its
 resized copy (`resized_copy=True`, written by `prepare_data`, i.e.
 `--mode=prepare`: JPEG quality 95, read back with the accurate DCT), for
 PyTorch the same central squares resized by PIL and saved as JPEG files of
-quality 95, which its Dataset then only decodes and crops.
+quality 95, which its Dataset then only decodes and crops; and (c) the same
+squares stored as raw pixels, for the package `resized_copy_format='raw'`, for
+PyTorch one memory-mapped (N, 256, 256, 3) uint8 .npy file: nothing to decode.
 
 Each runs twice per data: on all the CPU cores this process may use (tf.data with its
 defaults, AUTOTUNE; the DataLoader with one worker per core), and on one core
@@ -56,7 +58,7 @@ ones; that verification is timed separately and not part of any row.
 
 Run from the repository root:
 
-    python benchmarks/input_pipeline.py [--batch 128] [--num_images 512] [--batches 4] [--warmup 2] [--data DIR] [--json PATH]
+    python benchmarks/input_pipeline.py [--batch 128] [--num_images 512] [--batches 12] [--warmup 2] [--data DIR] [--json PATH]
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ import torch
 from PIL import Image
 
 from alexnet_jax import input_pipeline as ip
+from alexnet_jax.datasets import resized_copy
 
 IMAGE_SIZE, RESIZE_SIZE, PCA_STD = 224, 256, 0.1
 JPEG_QUALITY = 90
@@ -144,10 +147,15 @@ def list_train_files(root: Path) -> tuple[list[str], list[int]]:
     return paths, labels
 
 
-def prepared_copy(config, root: Path):
+def prepared_copy(config, root: Path, copy_format: str = "jpeg"):
     """The package's resized copy of the folder (`--mode=prepare`), and the time it took."""
     copy_config = ip.InputConfig(
-        **{**vars(config), "resized_copy": True, "data_dir": str(root / "tfds")}
+        **{
+            **vars(config),
+            "resized_copy": True,
+            "resized_copy_format": copy_format,
+            "data_dir": str(root / "tfds"),
+        }
     )
     start = time.perf_counter()
     data = ip.prepare_data(copy_config)
@@ -170,6 +178,17 @@ def square_copy_files(paths, directory: Path) -> list[str]:
     return out
 
 
+def square_copy_array(paths, target: Path) -> str:
+    """The same squares as raw pixels for PyTorch: one (N, 256, 256, 3) uint8 .npy file."""
+    if not target.exists():
+        squares = np.empty((len(paths), RESIZE_SIZE, RESIZE_SIZE, 3), np.uint8)
+        for i, path in enumerate(paths):
+            with Image.open(path) as file:
+                squares[i] = np.asarray(central_square(file.convert("RGB")))
+        np.save(target, squares)
+    return str(target)
+
+
 def central_square(image: Image.Image) -> Image.Image:
     """The central square of the shorter side at RESIZE_SIZE (PIL's bilinear, antialiased)."""
     width, height = image.size
@@ -190,6 +209,15 @@ class PaperTrainDataset(torch.utils.data.Dataset):
 
     def __init__(self, paths: list[str], labels: list[int]):
         self.paths, self.labels = paths, labels
+        self._init_arithmetic()
+
+    def square(self, index: int) -> np.ndarray:
+        """The 256x256 uint8 square of example `index` (decoded; resized unless it is the copy)."""
+        with Image.open(self.paths[index]) as file:
+            # the central square, as the package crops it before resizing; no-op on the copy
+            return np.asarray(central_square(file.convert("RGB")))
+
+    def _init_arithmetic(self):
         self.eigval = np.asarray(ip.IMAGENET_EIGVAL, np.float32)
         self.eigvec = np.asarray(ip.IMAGENET_EIGVEC, np.float32)  # columns are the components
         self.mean = np.asarray(ip.IMAGENET_MEAN, np.float32)
@@ -197,25 +225,38 @@ class PaperTrainDataset(torch.utils.data.Dataset):
         self.rng = np.random.default_rng(0)  # replaced in each worker by `seed_worker`
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.labels)
 
     def __getitem__(self, index: int):
         rng = self.rng
-        with Image.open(self.paths[index]) as file:
-            # the central square, as the package crops it before resizing; no-op on the copy
-            image = central_square(file.convert("RGB"))
+        square = self.square(index)
         left, top = (
             rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
             rng.integers(RESIZE_SIZE - IMAGE_SIZE + 1),
         )
         # random 224 of the 256 square
-        image = image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
+        image = square[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE]
         if rng.random() < 0.5:
-            image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        pixels = np.asarray(image, np.float32) * (1.0 / 255.0)
+            image = image[:, ::-1]
+        pixels = image.astype(np.float32) * (1.0 / 255.0)
         shift = self.eigvec @ (rng.normal(0.0, PCA_STD, 3).astype(np.float32) * self.eigval)
         pixels = (pixels + (shift - self.mean)) / self.std
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), self.labels[index]
+
+
+class RawSquaresDataset(PaperTrainDataset):
+    """The same steps on the squares stored as raw pixels: one (N, 256, 256, 3) uint8 .npy file,
+    memory-mapped; nothing to decode."""
+
+    def __init__(self, array_path: str, labels: list[int]):
+        self.array_path, self.labels = array_path, labels
+        self.squares = None  # opened in each process (a memory map does not pickle)
+        self._init_arithmetic()
+
+    def square(self, index: int) -> np.ndarray:
+        if self.squares is None:
+            self.squares = np.load(self.array_path, mmap_mode="r")
+        return self.squares[index]
 
 
 def seed_worker(worker_id: int) -> None:
@@ -223,8 +264,7 @@ def seed_worker(worker_id: int) -> None:
     info.dataset.rng = np.random.default_rng(info.seed % 2**32)
 
 
-def torch_batches(paths, labels, batch: int, num_workers: int, num_batches: int):
-    dataset = PaperTrainDataset(paths, labels)
+def torch_batches(dataset, batch: int, num_workers: int, num_batches: int):
     sampler = torch.utils.data.RandomSampler(dataset, num_samples=num_batches * batch)
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -297,10 +337,10 @@ def bench_tf(
     return result
 
 
-def bench_torch(paths, labels, batch: int, warmup: int, batches: int, num_workers: int) -> dict:
+def bench_torch(dataset, batch: int, warmup: int, batches: int, num_workers: int) -> dict:
     # Each worker builds whole batches, so they arrive num_workers at a time: count whole rounds.
     warmup, batches = (-(-n // num_workers) * num_workers for n in (warmup, batches))
-    loader = torch_batches(paths, labels, batch, num_workers, warmup + batches)
+    loader = torch_batches(dataset, batch, num_workers, warmup + batches)
     iterator = iter(loader)
     pids = [worker.pid for worker in getattr(iterator, "_workers", [])]  # their CPU time counts
     result = time_batches(iterator, warmup, batches, batch, lambda: pids)
@@ -341,7 +381,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--num_images", type=int, default=512, help="training JPEGs to generate (default 512)"
     )
-    parser.add_argument("--batches", type=int, default=4, help="timed batches per row (default 4)")
+    parser.add_argument(
+        "--batches", type=int, default=12, help="timed batches per row (default 12)"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed batches per row (default 2)")
     parser.add_argument(
         "--data",
@@ -386,11 +428,25 @@ def main() -> None:
         copy_config, copy_data, copy_s = prepared_copy(config, root)
         copy_paths = square_copy_files(paths, root / "square_copy")
         copy_kib = np.mean([os.path.getsize(p) for p in copy_paths]) / 1024
+        raw_config, raw_data, raw_s = prepared_copy(config, root, "raw")
+        raw_array = square_copy_array(paths, root / "square_copy.npy")
+        raw_kib = resized_copy.disk_bytes(raw_data.train.builder) / len(raw_data.train) / 1024
 
         plan = []
-        for data_name, tf_data, tf_config, torch_paths in (
-            ("full-size", data, config, paths),
-            (f"{RESIZE_SIZE}x{RESIZE_SIZE} copy", copy_data, copy_config, copy_paths),
+        for data_name, tf_data, tf_config, torch_data in (
+            ("full-size", data, config, PaperTrainDataset(paths, labels)),
+            (
+                f"{RESIZE_SIZE}x{RESIZE_SIZE} JPEG copy",
+                copy_data,
+                copy_config,
+                PaperTrainDataset(copy_paths, labels),
+            ),
+            (
+                f"{RESIZE_SIZE}x{RESIZE_SIZE} raw copy",
+                raw_data,
+                raw_config,
+                RawSquaresDataset(raw_array, labels),
+            ),
         ):
             for used in sorted({cores, 1}, reverse=True):
                 threads = "" if used == cores else ", private threadpool 1"
@@ -410,8 +466,8 @@ def main() -> None:
                         data_name,
                         f"torch DataLoader + PIL + numpy, num_workers={used}",
                         used,
-                        lambda p=torch_paths, u=used: bench_torch(
-                            p, labels, args.batch, args.warmup, args.batches, u
+                        lambda t=torch_data, u=used: bench_torch(
+                            t, args.batch, args.warmup, args.batches, u
                         ),
                     )
                 )
@@ -450,7 +506,8 @@ def main() -> None:
     print(
         f"resized copy ({RESIZE_SIZE}x{RESIZE_SIZE}, JPEG quality {COPY_QUALITY}): the package's "
         f"--mode=prepare {copy_s:.1f} s (with its decode check and colour statistics); "
-        f"PyTorch's, made once with PIL, mean {copy_kib:.0f} KiB"
+        f"PyTorch's, made once with PIL, mean {copy_kib:.0f} KiB; raw pixels: the package's "
+        f"{raw_s:.1f} s, {raw_kib:.0f} KiB per image, PyTorch's one .npy file of the PIL squares"
     )
     print(
         f"batch {args.batch}, {args.batches} timed batches per row after {args.warmup} warm-up batches; "
@@ -476,6 +533,9 @@ def main() -> None:
             num_images=len(paths),
             verification_s=verification_s,
             prepare_copy_s=copy_s,
+            prepare_raw_copy_s=raw_s,
+            raw_copy_kib_per_image=raw_kib,
+            jpeg_copy_kib_per_image_torch=copy_kib,
             generation_s=generation_s if generated else None,
             total_s=total_s,
         )

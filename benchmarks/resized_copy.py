@@ -10,7 +10,7 @@ Writes `--num_images` ImageNet-size training JPEGs (and 8 validation ones) with
      first part is timed again alone, as `load_data` without a copy does it;
   2. disk: the copy's TFRecord files against the original JPEG files;
   3. pixels: every training image of the copy as training decodes it (libjpeg's accurate DCT,
-     `resized_copy.decoders()`), and as tfds would by default (TensorFlow's fast DCT), against
+     `resized_copy.decoders(builder)`), and as tfds would by default (TensorFlow's fast DCT), against
      `base_image` of the original computed on the fly in float32 (what training does without a
      copy), in 0..255 levels: mean absolute difference, the largest, and PSNR;
   4. speed: the paper's training augmentation (`train_dataset`, batch 64) from the originals and
@@ -110,7 +110,7 @@ def main() -> None:
             sources.InputConfig(**{**vars(config), "resized_copy": False, "color_stats": "dataset"})
         )
         checks_s = time.perf_counter() - start
-        accurate = pixel_differences(builder, root, args.size, resized_copy.decoders())
+        accurate = pixel_differences(builder, root, args.size, resized_copy.decoders(builder))
         fast = pixel_differences(builder, root, args.size, None)
         from_originals = augmentation_rate(originals, config, args.batches)
         from_copy = augmentation_rate(data, config, args.batches)

@@ -93,10 +93,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.synthetic_train_examples = 1_281_167
     config.synthetic_eval_examples = 50_000
     # imagenet2012 and image_folder: True trains and evaluates on a resized copy, every image once
-    # through the paper's "shorter side to resize_size, central square" and stored as a JPEG of
-    # resized_copy_quality (about half the bytes of ImageNet-size JPEGs, no resize per step;
-    # docs/performance.md). Build it once: python main.py --config=... --mode=prepare.
+    # through the paper's "shorter side to resize_size, central square", stored as a JPEG of
+    # resized_copy_quality (format "jpeg": about half the bytes of ImageNet-size JPEGs, no resize
+    # per step) or as raw pixels ("raw": 192 KiB an image at 256, about 250 GB for ImageNet's
+    # train split, no decoding either; docs/performance.md). Build it once with the same
+    # settings: python main.py --config=... --mode=prepare.
     config.resized_copy = False
+    config.resized_copy_format = "jpeg"
     config.resized_copy_quality = 95
 
     # Model: each key sets the AlexNet field of its name (models.from_config); model = variant.

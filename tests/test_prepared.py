@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from fake_data import write_fake_imagenet
 from helpers import run_main
@@ -176,7 +177,7 @@ def test_a_copy_of_another_size_is_named(folder, prepared):
         sources.load_data(sources.InputConfig(**{**vars(config), "resize_size": 240}))
     message = str(error.value)
     assert "at resize_size=240" in message
-    assert "Copies made at other settings: resize_size=256 quality 95" in message
+    assert "Copies made at other settings: resize_size=256 JPEG quality 95" in message
 
 
 def test_a_changed_folder_is_refused_then_rebuilt(folder, tmp_path):
@@ -257,3 +258,36 @@ def test_main_prepares_the_copy_with_progress_lines(folder, tmp_path):
     assert "image_folder is ready: 8 training and 8 evaluation examples" in prepared.stderr
     (name,) = os.listdir(tmp_path / resized_copy.NAME)  # the smoke config's 32x32, quality 95
     assert name.endswith("_32_q95") and resized_copy.open_copy(str(tmp_path), name) is not None
+
+
+def test_a_raw_copy_holds_base_image_uint8_exactly_and_is_found_by_format(folder, tmp_path):
+    data_dir = tmp_path / "tfds"
+    jpeg = folder_config(folder, data_dir)
+    raw = folder_config(folder, data_dir, resized_copy_format="raw")
+    with pytest.raises(sources.DataError, match="no resized copy .* raw pixels"):
+        sources.load_data(raw)
+    sources.prepare_data(jpeg)
+    with pytest.raises(sources.DataError, match="other settings: resize_size=256 JPEG quality 95"):
+        sources.load_data(raw)
+    data = sources.prepare_data(raw)
+    info = data.train.builder.info
+    assert os.path.basename(os.path.dirname(data.train.builder.data_dir)).endswith("_256_raw")
+    assert info.metadata["format"] == "raw" and info.metadata["quality"] is None
+    assert data.train.decoders is None
+    originals = sources.load_data(sources.InputConfig(**{**vars(raw), "resized_copy": False}))
+    assert data.color_stats == originals.color_stats
+    for source in (data.train, data.eval):
+        for name, (image, _) in copy_images(source).items():
+            # decoded as the folder's pipeline decodes it (PIL's libjpeg settings differ by a level)
+            photo = tf.io.decode_jpeg(tf.io.read_file(str(folder / name)), channels=3).numpy()
+            # numpy: the central square of the shorter side, bilinear to 256 as base_image does
+            # (its float result checked against PIL above), rounded: the copy adds nothing to it
+            side = min(photo.shape[:2])
+            top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+            square = photo[top : top + side, left : left + side]
+            reference = sources.base_image(square, SIZE).numpy()
+            np.testing.assert_array_equal(image, np.round(np.clip(reference, 0, 255)))
+    # Its disk: 3 bytes a pixel and a little framing, against the JPEG copy's few KiB an image
+    assert resized_copy.disk_bytes(data.train.builder) > len(data.train) * SIZE * SIZE * 3
+    with pytest.raises(sources.DataError, match="Unknown resized_copy_format 'png'"):
+        folder_config(folder, tmp_path, resized_copy_format="png").validated()

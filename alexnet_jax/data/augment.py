@@ -68,7 +68,9 @@ def random_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
 def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """image (H, W, 3) mirrored left-right with probability 1/2."""
     flip = tf.random.stateless_uniform([], seed) < 0.5
-    return tf.cond(flip, lambda: image[:, ::-1, :], lambda: image)
+    # tf.reverse, not image[:, ::-1]: TensorFlow's negative-stride slice took 1.4 ms of CPU per
+    # 224x224x3 image, six times the reverse (docs/performance.md)
+    return tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
 
 
 def inception_crop_box(image_shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -124,7 +126,7 @@ def ten_crops(image: tf.Tensor, size: int) -> tf.Tensor:
         ((height - size) // 2, (width - size) // 2),
     ]
     crops = tf.stack([tf.slice(image, [top, left, 0], [size, size, 3]) for top, left in corners])
-    return tf.concat([crops, crops[:, :, ::-1, :]], axis=0)
+    return tf.concat([crops, tf.reverse(crops, [2])], axis=0)
 
 
 # ---------------------------------------------------------------------------

@@ -72,6 +72,7 @@ EVAL_CROPS = ("center", "ten_crop")
 COLOR_STATS = ("imagenet", "dataset")
 ON_CORRUPT = ("error", "skip")
 RESIZED_COPY_DATASETS = ("imagenet2012", "image_folder")  # the datasets read from image files
+RESIZED_COPY_FORMATS = ("jpeg", "raw")
 
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -135,8 +136,10 @@ class InputConfig:
     synthetic_train_examples: int = 1_281_167
     synthetic_eval_examples: int = 50_000
     # imagenet2012 and image_folder: read the images from their resized copy (every image once
-    # through base_image at resize_size, a JPEG of this quality), made by prepare_data.
+    # through base_image at resize_size), made by prepare_data: stored as JPEGs of this quality
+    # ('jpeg'), or as their pixels ('raw': no decoding, 4-7x the disk).
     resized_copy: bool = False
+    resized_copy_format: str = "jpeg"
     resized_copy_quality: int = 95
 
     @classmethod
@@ -184,7 +187,8 @@ class InputConfig:
                 f"({', '.join(RESIZED_COPY_DATASETS)}); {self.dataset}'s images are {where}. "
                 "Leave --config.resized_copy=False."
             )
-        if not 1 <= self.resized_copy_quality <= 100:
+        _choose("resized_copy_format", self.resized_copy_format, RESIZED_COPY_FORMATS)
+        if self.resized_copy_format == "jpeg" and not 1 <= self.resized_copy_quality <= 100:
             raise DataError(
                 f"resized_copy_quality={self.resized_copy_quality} is not a JPEG quality; "
                 "use 1..100 (95 by default)."
@@ -710,7 +714,7 @@ def _copy_key(config: InputConfig) -> _CopyKey:
         source = f"folder_{label or 'root'}_{digest}"
         described = f"the image folder {root} ({', '.join(splits)})"
     data_dir = _data_dir(config) or tfds.core.constants.DATA_DIR
-    name = resized_copy.copy_name(source, config.resize_size, config.resized_copy_quality)
+    name = resized_copy.copy_name(source, config.resize_size, _copy_quality(config))
     return _CopyKey(data_dir, source, described, name)
 
 
@@ -729,11 +733,17 @@ def _folder_fingerprint(root: str, classes, files) -> tuple[str, int]:
     return digest.hexdigest(), total
 
 
+def _copy_quality(config: InputConfig) -> int | None:
+    """The JPEG quality of the config's resized copy; None for raw pixels."""
+    return config.resized_copy_quality if config.resized_copy_format == "jpeg" else None
+
+
 def _copy_metadata(config: InputConfig, **fields) -> dict:
     return {
         "dataset": config.dataset,
         "size": config.resize_size,
-        "quality": config.resized_copy_quality,
+        "format": config.resized_copy_format,
+        "quality": _copy_quality(config),
         "prepared": time.strftime("%Y-%m-%d %H:%M:%S"),
         **fields,
     }
@@ -755,7 +765,7 @@ def _imagenet_copy_plan(config: InputConfig, name: str) -> resized_copy.CopyPlan
     return resized_copy.CopyPlan(
         name=name,
         size=size,
-        quality=config.resized_copy_quality,
+        quality=_copy_quality(config),
         class_names=tuple(builder.info.features["label"].names),
         split_sizes={split: info.num_examples for split, info in builder.info.splits.items()},
         examples=examples,
@@ -803,7 +813,7 @@ def _folder_copy_plan(config: InputConfig, name: str) -> resized_copy.CopyPlan:
     return resized_copy.CopyPlan(
         name=name,
         size=size,
-        quality=config.resized_copy_quality,
+        quality=_copy_quality(config),
         class_names=tuple(classes),
         split_sizes={split: len(source) for split, source in checked.items()},
         examples=examples,
@@ -831,16 +841,16 @@ def _stale(config: InputConfig, builder) -> str | None:
 def _missing_copy(config: InputConfig, key: _CopyKey) -> DataError:
     message = (
         f"resized_copy=True, but there is no resized copy of {key.described} at "
-        f"resize_size={config.resize_size}, JPEG quality {config.resized_copy_quality} "
+        f"resize_size={config.resize_size}, {resized_copy.describe(_copy_quality(config))} "
         f"({key.directory}). Build it once with {PREPARE_COMMAND}, or set "
         "--config.resized_copy=False to read the original images."
     )
     others = resized_copy.copies_of(key.data_dir, key.source)
     if others:
-        listed = ", ".join(f"resize_size={s} quality {q}" for s, q in others)
+        listed = ", ".join(f"resize_size={s} {resized_copy.describe(q)}" for s, q in others)
         message += (
             f" Copies made at other settings: {listed}; --config.resize_size (and "
-            "--config.resized_copy_quality) choose one."
+            "--config.resized_copy_format, --config.resized_copy_quality) choose one."
         )
     return DataError(message)
 
@@ -855,7 +865,7 @@ def _load_resized_copy(config: InputConfig) -> Data:
             f"The resized copy {key.directory} is out of date: {reason}. "
             f"Rebuild it with {PREPARE_COMMAND}; it replaces the old copy."
         )
-    decoders = resized_copy.decoders()
+    decoders = resized_copy.decoders(builder)
     dataset = f"{config.dataset}'s resized copy"
     if config.dataset == "imagenet2012":
         splits = (config.train_split or "train", config.eval_split or "validation")

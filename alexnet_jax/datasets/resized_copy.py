@@ -2,19 +2,21 @@
 
 The paper "down-sampled the images to a fixed resolution of 256 x 256": shorter side to 256, the
 central 256 x 256 crop. A resized copy holds every image of a dataset after that step, stored as
-a JPEG, so that training decodes a small JPEG and crops it, with no resize. It is a tfds dataset
-like any other (TFRecord files, `builder_from_directory` reads it without this code), under
-`<data_dir>/resized_copy/<name>/1.0.0/`, where `<name>` says what was copied, the size and the
-JPEG quality, e.g. `imagenet2012_256_q95`.
+a JPEG (so that training decodes a small JPEG and crops it, with no resize) or as its raw pixels
+(so that training only crops: four to seven times the disk, no decoding at all). It is a tfds
+dataset like any other (TFRecord files, `builder_from_directory` reads it without this code),
+under `<data_dir>/resized_copy/<name>/1.0.0/`, where `<name>` says what was copied, the size and
+the JPEG quality or `raw`, e.g. `imagenet2012_256_q95`, `imagenet2012_256_raw`.
 
-- Features: `image` uint8 (size, size, 3) JPEG, `label` (the source's class names), `file_name`
+- Features: `image` uint8 (size, size, 3), a JPEG (`tfds.features.Image`) or raw bytes
+  (`tfds.features.Tensor`, encoding BYTES), `label` (the source's class names), `file_name`
   (the source's own name of the image: tfds's `file_name`, or the path in an image folder).
 - Encoding: `tf.io.encode_jpeg(quality=...)` with its default 4:2:0 chroma subsampling, in
   parallel (tf.data); tfds's `Image(encoding_format="jpeg")` would encode at TensorFlow's default
   quality (95), one image at a time, so the feature stores the bytes made here.
-- Decoding: `decoders()` reads the images with libjpeg's accurate integer DCT (at 256 x 256 as
-  fast as TensorFlow's default, the fast one, and half a grey level closer to the source:
-  docs/performance.md).
+- Decoding: `decoders(builder)` reads a JPEG copy's images with libjpeg's accurate integer DCT
+  (at 256 x 256 as fast as TensorFlow's default, the fast one, and half a grey level closer to
+  the source: docs/performance.md); a raw copy's bytes are its pixels.
 - Writing: tfds writes into `incomplete.XXXXXX_1.0.0/` beside the version folder and renames it
   at the end; an exception removes it, so an interrupted preparation leaves no copy that reads as
   prepared. A killed process leaves that folder behind; `write` deletes it the next time.
@@ -34,6 +36,7 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
@@ -53,9 +56,9 @@ class CopyPlan:
     file names are unique within a split (they are the examples' keys).
     """
 
-    name: str  # the copy's folder: <source>_<size>_q<quality>
+    name: str  # the copy's folder: <source>_<size>_q<quality> or <source>_<size>_raw
     size: int
-    quality: int
+    quality: int | None  # JPEG quality; None: raw pixels
     class_names: tuple[str, ...]
     split_sizes: Mapping[str, int]
     examples: Callable[[str], tf.data.Dataset]
@@ -63,9 +66,15 @@ class CopyPlan:
     description: str
 
 
-def copy_name(source: str, size: int, quality: int) -> str:
-    """The folder name of a copy: `imagenet2012_256_q95`."""
-    return f"{source}_{size}_q{quality}"
+def copy_name(source: str, size: int, quality: int | None) -> str:
+    """The folder name of a copy: `imagenet2012_256_q95`, or `imagenet2012_256_raw` for raw pixels
+    (quality None)."""
+    return f"{source}_{size}_" + ("raw" if quality is None else f"q{quality}")
+
+
+def describe(quality: int | None) -> str:
+    """How a copy stores its images, in words: `JPEG quality 95`, `raw pixels`."""
+    return "raw pixels" if quality is None else f"JPEG quality {quality}"
 
 
 def copy_dir(data_dir: str, name: str) -> str:
@@ -74,7 +83,8 @@ def copy_dir(data_dir: str, name: str) -> str:
 
 
 class ResizedCopy(tfds.core.GeneratorBasedBuilder):
-    """Writes the images of a `CopyPlan` as `size` x `size` JPEGs (reading needs no plan)."""
+    """Writes the images of a `CopyPlan` as `size` x `size` JPEGs or raw pixels (reading needs no
+    plan)."""
 
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {str(VERSION): "First release: shorter side to size, central square, JPEG."}
@@ -96,12 +106,18 @@ class ResizedCopy(tfds.core.GeneratorBasedBuilder):
             logger.removeFilter(_not_custom_config_warning)
 
     def _info(self) -> tfds.core.DatasetInfo:
-        size = self._plan.size
+        shape = (self._plan.size, self._plan.size, 3)
+        if self._plan.quality is None:
+            image = tfds.features.Tensor(
+                shape=shape, dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+            )
+        else:
+            image = tfds.features.Image(shape=shape, encoding_format="jpeg")
         return self.dataset_info_from_configs(
             description=__doc__,
             features=tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),
+                    "image": image,
                     "label": tfds.features.ClassLabel(names=list(self._plan.class_names)),
                     "file_name": tfds.features.Text(),
                 }
@@ -121,9 +137,9 @@ class ResizedCopy(tfds.core.GeneratorBasedBuilder):
             jpeg = tf.io.encode_jpeg(example["image"], quality=plan.quality)
             return {**example, "image": jpeg}
 
-        encoded = plan.examples(split).map(
-            encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+        encoded = plan.examples(split)
+        if plan.quality is not None:
+            encoded = encoded.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         progress = _Progress(f"{plan.name} {split}", plan.split_sizes[split])
         for example in encoded.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
             file_name = example["file_name"].decode()
@@ -203,16 +219,17 @@ def open_copy(data_dir: str, name: str) -> tfds.core.DatasetBuilder | None:
     return tfds.builder_from_directory(directory)
 
 
-def copies_of(data_dir: str, source: str) -> list[tuple[int, int]]:
-    """(size, quality) of every prepared copy of `source` under `data_dir`, sorted."""
+def copies_of(data_dir: str, source: str) -> list[tuple[int, int | None]]:
+    """(size, JPEG quality or None for raw pixels) of every prepared copy of `source` under
+    `data_dir`, sorted (raw after the JPEGs of a size)."""
     root = os.path.join(data_dir, NAME)
-    pattern = re.compile(re.escape(source) + r"_(\d+)_q(\d+)")
+    pattern = re.compile(re.escape(source) + r"_(\d+)_(?:q(\d+)|raw)")
     found = []
     for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         match = pattern.fullmatch(entry)
         if match and open_copy(data_dir, entry) is not None:
-            found.append((int(match[1]), int(match[2])))
-    return sorted(found)
+            found.append((int(match[1]), None if match[2] is None else int(match[2])))
+    return sorted(found, key=lambda found: (found[0], found[1] is None, found[1] or 0))
 
 
 def disk_bytes(builder: tfds.core.DatasetBuilder) -> int:
@@ -231,6 +248,9 @@ def _accurate_jpeg(serialized: tf.Tensor, feature) -> tf.Tensor:
     return image
 
 
-def decoders() -> dict:
-    """tfds `decoders` that read a copy's images with libjpeg's accurate integer DCT."""
-    return {"image": _accurate_jpeg()}
+def decoders(builder: tfds.core.DatasetBuilder) -> dict | None:
+    """tfds `decoders` for a copy: its JPEGs read with libjpeg's accurate integer DCT (None for
+    raw pixels, which tfds reads as they are)."""
+    if isinstance(builder.info.features["image"], tfds.features.Image):
+        return {"image": _accurate_jpeg()}
+    return None
