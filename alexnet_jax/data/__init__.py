@@ -14,6 +14,9 @@ Every batch is a dict of numpy arrays:
   label: (B,) int32;
   mask:  (B,) bool, False on the padding that completes the last
          evaluation batch (training batches are all True).
+With `normalized=False` (what the trainer asks for) image stays the uint8 crop(s) and training
+batches carry `lighting` (B, 3) float32, PCA lighting's RGB shift per image:
+`alexnet_jax.pixels` does the float arithmetic on the devices, with the same result.
 
 Datasets (`InputConfig.dataset`):
   'digits'        the embedded `sklearn_digits` builder (no download, 32x32);
@@ -24,7 +27,8 @@ Datasets (`InputConfig.dataset`):
   'image_folder'  `root/<split>/<class>/<image>` trees of JPEG/PNG/GIF/BMP files.
 With `resized_copy=True`, 'imagenet2012' and 'image_folder' are read from their resized copy
 (`alexnet_jax.datasets.resized_copy`: every image once through `base_image`, a JPEG of
-`resize_size`), which `prepare_data` (`main.py --mode=prepare`) writes.
+`resize_size`, or its raw pixels with `resized_copy_format='raw'`), which `prepare_data`
+(`main.py --mode=prepare`) writes.
 
 Training augmentation (`train_augment`), on images in [0, 1]:
   'paper'      shorter side to `resize_size`, central square crop (done once
