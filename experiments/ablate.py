@@ -42,7 +42,6 @@ deleted after each run unless `--keep_checkpoints`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -491,23 +490,6 @@ def selected_variants(names: Sequence[str]) -> tuple[Variant, ...]:
     return tuple(v for v in VARIANTS if v.name in wanted)
 
 
-@contextlib.contextmanager
-def _shared_compilations(out: str):
-    """Seeds of a variant compile the same programs: cache them under `out` meanwhile."""
-    settings = {
-        "jax_compilation_cache_dir": os.path.join(out, "compilation_cache"),
-        "jax_persistent_cache_min_compile_time_secs": 0.5,
-    }
-    previous = {name: jax.config.values[name] for name in settings}
-    for name, value in settings.items():
-        jax.config.update(name, value)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            jax.config.update(name, value)
-
-
 def run_study(
     base,
     seeds: int,
@@ -530,7 +512,7 @@ def run_study(
     )
     report_dir = report_dir or out
     start = time.time()
-    with _shared_compilations(out):
+    with runner.shared_compilations(out):
         results = run_variants(
             protocol, steps_per_epoch, variants, seeds, out, target, keep_checkpoints
         )

@@ -12,6 +12,7 @@ are deleted after each run unless the study keeps them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import jax
 from absl import flags, logging
 
 from alexnet_jax import rundir, train
@@ -35,10 +37,28 @@ __all__ = [
     "mean_std",
     "prepare_out",
     "run_grid",
+    "shared_compilations",
     "train_or_read_back",
 ]
 
 RUNS_SUBDIR = "runs"  # the runs of a study live in <out>/runs
+
+
+@contextlib.contextmanager
+def shared_compilations(out: str):
+    """Seeds of a variant compile the same programs: cache them under `out` meanwhile."""
+    settings = {
+        "jax_compilation_cache_dir": os.path.join(out, "compilation_cache"),
+        "jax_persistent_cache_min_compile_time_secs": 0.5,
+    }
+    previous = {name: jax.config.values[name] for name in settings}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            jax.config.update(name, value)
 
 
 def define_flags(out: str, seeds_help: str, out_help: str) -> None:
