@@ -1,6 +1,7 @@
 """The ablation study: every variant builds and trains, the runner writes its table and pictures."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -153,6 +154,21 @@ def test_smoothed_is_a_trailing_mean():
     assert ablate.steps_to_reach([1, 2], [0.9, 0.5], 0.25) is None
 
 
+def test_own_best_rate_is_the_lowest_final_training_loss_smaller_on_a_tie():
+    variant = ablate.Variant("v", "activation", {"activation": "tanh"}, (0.01, 0.03, 0.1))
+
+    def swept(losses):
+        return {
+            variant.at_rate(rate).name: {"runs": [{"final_train_loss": loss}]}
+            for rate, loss in zip(variant.own_rates, losses)
+        }
+
+    assert ablate.own_best_rate(variant, swept([0.9, 0.2, 0.5])) == 0.03
+    assert ablate.own_best_rate(variant, swept([0.4, 0.9, 0.4])) == 0.01
+    assert variant.at_rate(0.03).overrides == {"activation": "tanh", "learning_rate": 0.03}
+    assert variant.at_rate(0.03).own_rates == ()
+
+
 def test_combine_refuses_conflicting_overrides():
     a = ablate.Variant("a", "modern", {"learning_rate": 0.1})
     b = ablate.Variant("b", "modern", {"learning_rate": 0.2})
@@ -180,7 +196,11 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
     Evaluated on the first 40 test digits: the table reads whatever the runs measured.
     """
     base = digits_config(tfds_data_dir, eval_split=FIRST_40_TEST_DIGITS)
-    variants = ablate.selected_variants(["baseline", "tanh_instead_of_relu", "label_smoothing_0_1"])
+    baseline, tanh, smoothing = ablate.selected_variants(
+        ["baseline", "tanh_instead_of_relu", "label_smoothing_0_1"]
+    )
+    # tanh's own-rate row from a one-rate sweep: one run more, read back as the row's seed 0
+    variants = (baseline, dataclasses.replace(tanh, own_rates=(0.02,)), smoothing)
     out, report = str(tmp_path / "out"), str(tmp_path / "report")
     study = dict(
         seeds=1,
@@ -196,8 +216,17 @@ def test_study_writes_table_and_pictures_and_reads_finished_runs_back(tfds_data_
     results = ablate.run_study(base, **study)
 
     names = list(results)
-    assert names[:3] == ["baseline", "tanh instead of ReLU", "label smoothing 0.1"]
-    (combination,) = names[3:]
+    assert names[:4] == [
+        "baseline",
+        "tanh instead of ReLU",
+        "tanh instead of ReLU @ lr 0.02",
+        "label smoothing 0.1",
+    ]
+    (combination,) = names[4:]
+    own_config = json.load(
+        open(os.path.join(out, "runs", "tanh_instead_of_relu_lr_0_02", "seed0", "config.json"))
+    )
+    assert own_config["learning_rate"] == 0.02 and own_config["activation"] == "tanh"
     baseline_error = results["baseline"]["runs"][0]["test_error"]
     smoothing_error = results["label smoothing 0.1"]["runs"][0]["test_error"]
     # The only modern change is the combination, whether or not it beat the baseline.
@@ -291,11 +320,11 @@ def test_the_difference_interval_by_hand_and_the_tables_verdict():
         target=0.5,
     )
     lines = table.splitlines()
-    assert lines[2].endswith("| - |")
+    assert lines[2].endswith("| - | - |")
     # the case above scaled by 0.01: 20 +- 2.27 percentage points
-    assert lines[3].endswith("| +20.0 [+17.7, +22.3] effect |")
-    assert "effect" not in lines[4] and lines[4].endswith("] |")
-    assert lines[5].endswith("| needs 2+ seeds |")
+    assert lines[3].endswith("| +20.0 [+17.7, +22.3] effect | - |")
+    assert "effect" not in lines[4] and lines[4].endswith("] | - |")
+    assert lines[5].endswith("| needs 2+ seeds | - |")
     # without a baseline row there is nothing to compare with
     alone = ablate.summarize({"clearly worse": runs([0.30, 0.31, 0.32])}, target=0.5)
-    assert alone.splitlines()[2].endswith("| no baseline row |")
+    assert alone.splitlines()[2].endswith("| no baseline row | - |")
