@@ -47,7 +47,7 @@ def test_the_table_gives_the_ratio_of_the_mean_steps():
         "relu": [{"steps_to_target": s} for s in (20, 30, 25)],
         "tanh": [{"steps_to_target": s} for s in (90, 60, 75)],
     }
-    table = figure1.summarize(sweep, chosen, results, 0.25)
+    table = figure1.summarize(sweep, chosen, results, 0.25, window=10)
     assert "| tanh | 90 | - |" in table
     assert "| relu | 0.1 | 20, 30, 25 | 25.0 ± 5.0 |" in table
     # 75 / 25 = 3; seed by seed 90/20 = 4.5, 60/30 = 2, 75/25 = 3
