@@ -1,10 +1,13 @@
 """The Figure-1 study (experiments/figure1.py): its learning-rate sweep picks the fastest rate on a
 case whose answer is known, its table states the ratio, and its protocol is the paper's."""
 
+import json
 import math
+import os
 
 import flax.linen as nn
 import pytest
+from fake_data import FIRST_40_TEST_DIGITS, digits_config
 
 from alexnet_jax.errors import ConfigError
 from configs import default
@@ -64,3 +67,25 @@ def test_the_protocol_is_four_layers_and_no_regularization():
     params = ablate.abstract_params(config)
     assert sorted(params) == ["conv1", "conv2", "conv3", "fc6"]  # four layers with weights
     assert nn.unbox(params)["fc6"]["kernel"].shape == (7 * 7 * 64, 10)  # 32 -> 15 -> 7 by the pools
+
+
+@pytest.mark.slow
+def test_a_diverging_rate_ends_its_run_and_the_sweep_goes_on(tfds_data_dir, tmp_path, monkeypatch):
+    """ReLU only, one seed, 5 steps: a rate of 1e12 overflows within a few steps; the study finishes."""
+    monkeypatch.setattr(figure1, "ACTIVATIONS", ("relu",))
+    base = digits_config(tfds_data_dir, eval_split=FIRST_40_TEST_DIGITS)
+    out = str(tmp_path / "out")
+    study = dict(seeds=1, steps=5, batch_size=8, sweep_seeds=1, out=out, window=1)
+    # target 100%: every run reaches it at its first step, a tie that the smaller rate wins
+    result = figure1.run_study(base, learning_rates=(0.01, 1e12), target=1.0, **study)
+    assert result["chosen"] == {"relu": 0.01} and result["sweep"]["relu"] == {0.01: [1], 1e12: [1]}
+
+    def last_step(rate):
+        path = os.path.join(out, "runs", f"relu_lr{rate:g}", "seed0", "metrics.jsonl")
+        return [r for r in map(json.loads, open(path)) if "skipped_steps" in r][-1]
+
+    assert last_step(1e12)["step"] == 5 and last_step(1e12)["skipped_steps"] >= 1
+    assert last_step(0.01)["skipped_steps"] == 0
+    assert os.path.exists(os.path.join(out, "figure1.md"))
+    with pytest.raises(ConfigError, match="--window"):
+        figure1.run_study(base, learning_rates=(0.01,), target=1.0, **{**study, "window": 6})
