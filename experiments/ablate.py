@@ -11,10 +11,11 @@ a config, never a code fork. The protocol (flags):
   training digits, batch 64, the paper's SGD rule with momentum 0.9 and
   weight decay 5e-4 on the kernels, learning rate 0.02 with a one-epoch
   warmup and cosine decay, pad-4 crops, PCA lighting, dropout 0.5, LRN), cut
-  to `--epochs` epochs (10; `--steps` counts steps instead; the cosine
-  schedule still ends at zero); whether the baseline converges at that budget
-  is read from its test error beside the default's 30-epoch runs (1.39% and
-  1.67%); `--batch_size`, `--learning_rate` (0: the config's) and
+  to `--epochs` epochs (20; `--steps` counts steps instead; the cosine
+  schedule still ends at zero). 20 because the baseline converges there: three
+  seeds at 20 epochs gave 1.67%, 0.28% and 0.83% test error, against 1.39% and
+  1.67% for the default's own 30 epochs, while 10 epochs gave 2.22%, 2.50% and
+  1.94%; `--batch_size`, `--learning_rate` (0: the config's) and
   `--examples_per_class` (-1: the config's) override the base config's;
 - evaluation once, at the end, on all 360 test digits; the training loss and
   error of every step are logged.
@@ -194,7 +195,7 @@ def define_flags() -> None:
     )
     runner.define_flags("results/ablation", "Seeds 0..N-1 for every variant.", "Where the runs go.")
     flags.adopt_module_key_flags(runner)
-    flags.DEFINE_float("epochs", 10.0, "Training epochs of every run (the budget).")
+    flags.DEFINE_float("epochs", 20.0, "Training epochs of every run (the budget).")
     flags.DEFINE_integer(
         "steps", 0, "Training steps of every run, instead of --epochs (0: epochs)."
     )
