@@ -103,8 +103,7 @@ class Job:
                 for process in self.processes
             ]
         except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"timed out; process 0 wrote:\n{self.output(0)[-3000:]}") from None
+            raise AssertionError(f"timed out; {self.stacks_and_kill()}") from None
 
     def wait_for(self, condition):
         while time.time() < self.deadline:
@@ -115,8 +114,19 @@ class Job:
                     f"a process ended first; process 0 wrote:\n{self.output(0)[-3000:]}"
                 )
             time.sleep(0.05)
+        raise AssertionError(f"timed out; {self.stacks_and_kill()}")
+
+    def stacks_and_kill(self) -> str:
+        """Every process's Python stacks (main.py prints them on SIGUSR1) and log tail; then kills them."""
+        running = [process for process in self.processes if process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGUSR1)
+        time.sleep(3 if running else 0)
         self.kill()
-        raise AssertionError("timed out")
+        return "\n".join(
+            f"process {index} wrote:\n{self.output(index)[-6000:]}"
+            for index in range(len(self.processes))
+        )
 
     def kill(self):
         for process in self.processes:
